@@ -1,0 +1,316 @@
+"""The ``muse`` command. ``muse "question"`` asks (the default command); ``muse chat``,
+``muse models`` and ``muse bench engine`` do the rest. Every option reads a ``MUSE_*`` variable.
+
+Errors a user can act on print one line (``error: …``) and exit non-zero; no traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Callable
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from . import __version__, registry
+from .engines import EngineSettings, create_engine
+from .errors import ConfigError, MuseError
+from .modes import ModeSettings, create_mode
+from .modes.base import check_messages
+from .types import Completion, Delta, Message
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+class DefaultGroup(click.Group):
+    """A group whose unknown first word is the question for the default command."""
+
+    default_command = "ask"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command, *args]
+        elif not args:
+            args = [self.default_command]
+        return super().parse_args(ctx, args)
+
+
+def engine_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--engine", envvar="MUSE_ENGINE", default="local", show_default=True,
+                     help="Engine: local (embedded llama.cpp) or openai (any OpenAI-compatible endpoint)."),
+        click.option("--model", envvar="MUSE_MODEL", default=None,
+                     help="local: path to a GGUF (default: packaged SmolLM2-135M-Instruct); openai: model name."),
+        click.option("--base-url", envvar="MUSE_BASE_URL", default=None,
+                     help="Base URL of an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
+        click.option("--api-key", envvar="MUSE_API_KEY", default=None, help="API key for --base-url."),
+        click.option("--ctx", "n_ctx", envvar="MUSE_CTX", type=click.IntRange(min=256), default=8192,
+                     show_default=True, help="local: context size shared by all sequences."),
+        click.option("--threads", "n_threads", envvar="MUSE_THREADS", type=click.IntRange(min=1),
+                     default=None, help="local: CPU threads (default: all cores)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def mode_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--mode", envvar="MUSE_MODE", default="instant", show_default=True,
+                     help="instant (answer at once) or thinking (reason first, under --budget)."),
+        click.option("--budget", envvar="MUSE_BUDGET", type=click.IntRange(min=1), default=256,
+                     show_default=True, help="Thinking budget in tokens."),
+        click.option("--max-tokens", envvar="MUSE_MAX_TOKENS", type=click.IntRange(min=1), default=512,
+                     show_default=True, help="Most tokens in the answer."),
+        click.option("--temperature", envvar="MUSE_TEMPERATURE", type=click.FloatRange(min=0.0),
+                     default=0.0, show_default=True, help="0 decodes greedily."),
+        click.option("--seed", envvar="MUSE_SEED", type=int, default=None, help="Sampling seed."),
+        click.option("--show-thinking", envvar="MUSE_SHOW_THINKING", is_flag=True,
+                     help="Stream the reasoning too (dimmed)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _engine_settings(kw: dict) -> EngineSettings:
+    return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads")})
+
+
+def _mode_settings(kw: dict) -> ModeSettings:
+    return ModeSettings(**{k: kw.pop(k) for k in ("max_tokens", "temperature", "seed", "budget")})
+
+
+def _load_engine(settings: EngineSettings):
+    with err.status(f"Loading {settings.engine} engine…", spinner="dots"):
+        return create_engine(settings)
+
+
+class Printer:
+    """Streams deltas to the terminal: the answer plain, reasoning dimmed (when asked for)."""
+
+    def __init__(self, show_thinking: bool):
+        self.show_thinking = show_thinking
+        self.last_kind: str | None = None
+        self.reasoning_tokens = 0
+        self.status = None
+
+    def __call__(self, d: Delta) -> None:
+        if d.kind == "reasoning":
+            self.reasoning_tokens += 1
+            if self.show_thinking:
+                out.print(d.text, end="", style="dim", markup=False)
+            elif self.status is None:
+                self.status = err.status("Thinking…", spinner="dots")
+                self.status.start()
+            else:
+                self.status.update(f"Thinking… ({self.reasoning_tokens} pieces)")
+        else:
+            self._stop_status()
+            if self.last_kind == "reasoning" and self.show_thinking:
+                out.print("\n")
+            out.print(d.text, end="", markup=False)
+        self.last_kind = d.kind
+        out.file.flush()
+
+    def _stop_status(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+    def finish(self) -> None:
+        self._stop_status()
+        out.print()
+
+
+def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bool) -> Completion:
+    if as_json:
+        result = mode.run(engine, messages)
+        click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return result
+    printer = Printer(show_thinking)
+    try:
+        result = mode.run(engine, messages, on_event=printer)
+    finally:
+        printer.finish()
+    return result
+
+
+def handle_errors(f: Callable) -> Callable:
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ConfigError(f"{where}: {first['msg']}") from None
+    return wrapper
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="muse")
+def cli() -> None:
+    """OpenMuse: an open, self-hostable reasoning assistant.
+
+    \b
+    muse "What is the capital of France?"
+    muse "Is 91 prime?" --mode thinking --budget 128 --show-thinking
+    muse chat
+    """
+
+
+@cli.command()
+@click.argument("question", nargs=-1)
+@engine_options
+@mode_options
+@click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print one JSON object.")
+@handle_errors
+def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str, **kw) -> None:
+    """Answer QUESTION (the default command)."""
+    text = " ".join(question).strip()
+    if text == "-":
+        text = sys.stdin.read().strip()
+    messages = [Message(role="user", content=text)]
+    check_messages(messages)
+    m = create_mode(mode, _mode_settings(kw))
+    engine = _load_engine(_engine_settings(kw))
+    _ask(engine, m, messages, as_json, show_thinking)
+
+
+@cli.command()
+@engine_options
+@mode_options
+@handle_errors
+def chat(show_thinking: bool, mode: str, **kw) -> None:
+    """An interactive conversation that keeps its history.
+
+    Commands: /mode NAME, /budget N, /clear, /exit."""
+    mode_settings = _mode_settings(kw)
+    m = create_mode(mode, mode_settings)
+    engine = _load_engine(_engine_settings(kw))
+    history: list[Message] = []
+    err.print(f"[bold]muse chat[/] · {engine.model} · mode {m.name} · /mode /budget /clear /exit")
+    while True:
+        try:
+            line = out.input(f"[bold cyan]{m.name}>[/] ").strip()
+        except (EOFError, KeyboardInterrupt):
+            out.print()
+            return
+        if not line:
+            continue
+        if line.startswith("/"):
+            cmd, _, arg = line.partition(" ")
+            arg = arg.strip()
+            try:
+                if cmd in ("/exit", "/quit"):
+                    return
+                if cmd == "/clear":
+                    history.clear()
+                    err.print("[dim]history cleared[/]")
+                elif cmd == "/mode":
+                    m = create_mode(arg, mode_settings)
+                    err.print(f"[dim]mode {m.name}[/]")
+                elif cmd == "/budget":
+                    if not arg.isdigit() or int(arg) < 1:
+                        raise ConfigError("/budget needs a whole number of at least 1")
+                    mode_settings = mode_settings.model_copy(update={"budget": int(arg)})
+                    m = create_mode(m.name, mode_settings)
+                    err.print(f"[dim]budget {arg} tokens[/]")
+                else:
+                    raise ConfigError(f"unknown command {cmd} (try /mode, /budget, /clear, /exit)")
+            except MuseError as e:
+                err.print(f"[red]error:[/] {e}")
+            continue
+        history.append(Message(role="user", content=line))
+        try:
+            result = _ask(engine, m, history, False, show_thinking)
+        except MuseError as e:
+            history.pop()
+            err.print(f"[red]error:[/] {e}")
+            continue
+        history.append(Message(role="assistant", content=result.text))
+
+
+@cli.command()
+@engine_options
+@handle_errors
+def models(**kw) -> None:
+    """The engines and models available, with their capabilities."""
+    from .engines.local import default_model_path
+
+    settings = _engine_settings(kw)
+    out.print(f"[bold]engines[/]: {', '.join(registry.names('engine'))}")
+    out.print(f"[bold]modes[/]: {', '.join(registry.names('mode'))}")
+    if settings.engine == "local":
+        out.print(f"[bold]default local model[/]: {default_model_path()}")
+    engine = _load_engine(settings)
+    out.print(f"[bold]{settings.engine}[/] → {engine.model}")
+    for k, v in engine.capabilities.model_dump().items():
+        out.print(f"  {k}: {v}")
+    lister = getattr(engine, "list_models", None)
+    if lister:
+        out.print(f"  served models: {', '.join(lister())}")
+
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print ratios measured side by side in one run."""
+
+
+@bench.command("engine")
+@engine_options
+@click.option("--ns", default="1,4,8,16", show_default=True, help="Sequence counts to measure.")
+@click.option("--steps", type=click.IntRange(min=1), default=96, show_default=True, help="Tokens decoded per sequence.")
+@click.option("--out", "out_path", default=None, help="Results file (default: results/bench-engine-TIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, **kw) -> None:
+    """Prompt and decode tokens/s of the local engine, batched against one after another."""
+    from .bench.engine import run_engine_bench
+
+    try:
+        counts = [int(x) for x in ns.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--ns takes whole numbers separated by commas, not {ns!r}") from None
+    settings = _engine_settings(kw)
+    if settings.engine != "local":
+        raise ConfigError("bench engine measures the local engine's batching; use --engine local")
+    if not counts or min(counts) < 1 or max(counts) > settings.n_seq_max:
+        raise ConfigError(f"--ns must lie between 1 and {settings.n_seq_max}")
+    engine = _load_engine(settings)
+    report, path = run_engine_bench(engine, counts, steps, out_path, progress=None if as_json else err)
+    if as_json:
+        click.echo(json.dumps(report))
+    else:
+        from .bench.engine import print_table
+
+        print_table(report, out)
+        out.print(f"[dim]written to {path}[/]")
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)
+    except click.exceptions.Abort:
+        err.print("aborted")
+        sys.exit(130)
+    except click.ClickException as e:
+        err.print(f"[red]error:[/] {e.format_message()}", markup=True)
+        sys.exit(2)
+    except MuseError as e:
+        err.print(f"[red]error:[/] {e}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

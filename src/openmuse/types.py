@@ -1,0 +1,162 @@
+"""The one request type in and the one result type out, shared by engines, modes and front doors.
+
+Requests follow the OpenAI chat format (``messages`` of ``{"role", "content"}``). A final
+``assistant`` message is a *prefill*: the engine continues it instead of starting a new turn
+(vLLM's ``continue_final_message``). Modes use it for budget forcing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Literal["system", "user", "assistant", "tool"]
+    # A string, or a list of OpenAI content parts ({"type": "text", "text": ...}, ...).
+    content: str | list[dict[str, Any]]
+
+    def text(self) -> str:
+        """The text of this message; non-text parts are not text and are left out here."""
+        if isinstance(self.content, str):
+            return self.content
+        return "".join(p.get("text", "") for p in self.content if p.get("type") == "text")
+
+
+class ChatRequest(BaseModel):
+    """One generation request. Sampling fields follow the OpenAI names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    messages: tuple[Message, ...]
+    max_tokens: int = Field(default=512, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    top_k: int = Field(default=0, ge=0)
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    logprobs: bool = False
+    # Keep generating past end-of-sequence until max_tokens (benchmarks want fixed lengths).
+    ignore_eos: bool = False
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _coerce_messages(cls, v: Any) -> Any:
+        return tuple(Message(**m) if isinstance(m, dict) else m for m in v)
+
+    @field_validator("stop", mode="before")
+    @classmethod
+    def _coerce_stop(cls, v: Any) -> Any:
+        if v is None:
+            return ()
+        if isinstance(v, str):
+            return (v,)
+        return tuple(v)
+
+    @property
+    def prefill(self) -> str | None:
+        """Text of a final assistant message to continue, if the request ends with one."""
+        if self.messages and self.messages[-1].role == "assistant":
+            return self.messages[-1].text()
+        return None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+
+class Usage(BaseModel):
+    """Token counts. ``completion_tokens`` includes ``reasoning_tokens`` (the OpenAI convention)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+        )
+
+    def to_openai(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "total_tokens": self.total_tokens,
+            "completion_tokens_details": {"reasoning_tokens": self.reasoning_tokens},
+        }
+
+
+FinishReason = Literal["stop", "length", "budget"]
+
+
+class Completion(BaseModel):
+    """What every engine call and every mode returns."""
+
+    text: str = ""  # the answer
+    reasoning: str = ""  # reasoning kept apart from the answer
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    model: str = ""
+    mode: str | None = None
+    # wall_s always; engines add prompt_s / decode_s; modes add per-phase times.
+    timings: dict[str, float] = Field(default_factory=dict)
+    # Log-probability of each generated token, when the request asked for them.
+    token_logprobs: list[float] | None = None
+    # Per-agent results for modes that run several (kept whole, viewable).
+    agents: list[Completion] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's ``--json`` object."""
+        out: dict[str, Any] = {
+            "answer": self.text,
+            "reasoning": self.reasoning,
+            "mode": self.mode,
+            "model": self.model,
+            "finish_reason": self.finish_reason,
+            "usage": {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+                "reasoning_tokens": self.usage.reasoning_tokens,
+            },
+            "timings": self.timings,
+        }
+        if self.agents:
+            out["agents"] = [a.to_json() for a in self.agents]
+        out.update(self.extra)
+        return out
+
+
+DeltaKind = Literal["reasoning", "answer"]
+
+
+class Delta(BaseModel):
+    """A piece of streamed text. ``index`` tells the sequence apart in ``generate_many``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: DeltaKind
+    text: str
+    index: int = 0
+
+
+class Capabilities(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    input_modalities: tuple[str, ...] = ("text",)
+    logprobs: bool = False
+    context_length: int | None = None
+    parallel_sequences: int = 1
+    # Continues a final assistant message (needed for budget forcing without a new turn).
+    assistant_prefill: bool = False
+    # The model reasons natively inside <think>...</think> or reasoning_content.
+    native_reasoning: bool = False
