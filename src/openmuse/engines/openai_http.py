@@ -94,6 +94,7 @@ class OpenAIEngine(Engine):
         usage_obj = None
         finish = "stop"
         first_token_s = None
+        pieces = 0  # content chunks: the token count when the server reports no usage
         logprobs: list[float] = []
         with self._errors():
             for chunk in self._client.chat.completions.create(**kwargs):
@@ -109,14 +110,16 @@ class OpenAIEngine(Engine):
                     for name in _REASONING_FIELDS:
                         r = _field(choice.delta, name)
                         if r:
+                            pieces += 1
                             splitter.reasoning += r
                             yield Delta(kind="reasoning", text=r, index=index)
                     if choice.delta.content:
+                        pieces += 1
                         yield from splitter.feed(choice.delta.content)
         yield from splitter.close()
         yield self._completion(
             request, splitter.reasoning, splitter.answer, finish, usage_obj,
-            logprobs if request.logprobs else None, t0, first_token_s,
+            logprobs if request.logprobs else None, t0, first_token_s, pieces,
         )
 
     # -- helpers ----------------------------------------------------------------------------
@@ -168,10 +171,17 @@ class OpenAIEngine(Engine):
             kwargs["extra_body"] = extra
         return kwargs
 
-    def _completion(self, request, reasoning, answer, finish, usage_obj, logprobs, t0, ttft):
+    def _completion(self, request, reasoning, answer, finish, usage_obj, logprobs, t0, ttft, pieces=0):
         wall = time.perf_counter() - t0
         usage = Usage()
         extra: dict[str, Any] = {}
+        if usage_obj is None and pieces:
+            # Some servers (llama-cpp-python's) send no usage when streaming: they send one
+            # token a chunk, so the chunks are the count; the prompt is not counted.
+            usage_obj = openai.types.CompletionUsage(
+                prompt_tokens=0, completion_tokens=pieces, total_tokens=pieces
+            )
+            extra["usage_estimated"] = True
         if usage_obj is not None:
             details = getattr(usage_obj, "completion_tokens_details", None)
             r_tokens = getattr(details, "reasoning_tokens", None) if details else None

