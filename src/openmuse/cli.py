@@ -52,6 +52,12 @@ def engine_options(f: Callable) -> Callable:
                      show_default=True, help="local: context size shared by all sequences."),
         click.option("--threads", "n_threads", envvar="MUSE_THREADS", type=click.IntRange(min=1),
                      default=None, help="local: CPU threads (default: all cores)."),
+        click.option("--prefill", envvar="MUSE_PREFILL", type=click.Choice(["auto", "yes", "no"]),
+                     default="auto", show_default=True,
+                     help="openai: whether the endpoint continues a final assistant message."),
+        click.option("--reasoning", envvar="MUSE_REASONING", type=click.Choice(["auto", "native", "prompted"]),
+                     default="auto", show_default=True,
+                     help="Whether the model reasons natively in <think> (auto: from its chat template)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -78,7 +84,7 @@ def mode_options(f: Callable) -> Callable:
 
 
 def _engine_settings(kw: dict) -> EngineSettings:
-    return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads")})
+    return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads", "prefill", "reasoning")})
 
 
 def _mode_settings(kw: dict) -> ModeSettings:
