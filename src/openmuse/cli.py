@@ -67,9 +67,17 @@ def engine_options(f: Callable) -> Callable:
 def mode_options(f: Callable) -> Callable:
     opts = [
         click.option("--mode", envvar="MUSE_MODE", default="instant", show_default=True,
-                     help="instant (answer at once) or thinking (reason first, under --budget)."),
+                     help="instant (answer at once), thinking (reason first, under --budget) or "
+                          "contemplating (--agents reason in parallel, then a synthesis)."),
+        click.option("--agents", envvar="MUSE_AGENTS", type=click.IntRange(1, 16), default=4,
+                     show_default=True, help="Contemplating: number of agents (1-16)."),
+        click.option("--early-stop/--no-early-stop", envvar="MUSE_EARLY_STOP", default=True,
+                     show_default=True, help="Contemplating: stop launching agents once answers agree."),
+        click.option("--aggregator", envvar="MUSE_AGGREGATOR",
+                     type=click.Choice(["synthesis", "confidence", "majority"]), default="synthesis",
+                     show_default=True, help="Contemplating: what decides the final answer."),
         click.option("--budget", envvar="MUSE_BUDGET", type=click.IntRange(min=1), default=256,
-                     show_default=True, help="Thinking budget in tokens."),
+                     show_default=True, help="Thinking budget in tokens (per agent in contemplating)."),
         click.option("--max-tokens", envvar="MUSE_MAX_TOKENS", type=click.IntRange(min=1), default=512,
                      show_default=True, help="Most tokens in the answer."),
         click.option("--temperature", envvar="MUSE_TEMPERATURE", type=click.FloatRange(min=0.0),
@@ -88,7 +96,8 @@ def _engine_settings(kw: dict) -> EngineSettings:
 
 
 def _mode_settings(kw: dict) -> ModeSettings:
-    return ModeSettings(**{k: kw.pop(k) for k in ("max_tokens", "temperature", "seed", "budget")})
+    keys = ("max_tokens", "temperature", "seed", "budget", "agents", "early_stop", "aggregator")
+    return ModeSettings(**{k: kw.pop(k) for k in keys})
 
 
 def _load_engine(settings: EngineSettings):
@@ -117,9 +126,14 @@ class Printer:
                 self.status.update(f"Thinking… ({self.reasoning_tokens} pieces)")
         else:
             self._stop_status()
-            if self.last_kind == "reasoning" and self.show_thinking:
-                out.print("\n")
-            out.print(d.text, end="", markup=False)
+            text = d.text
+            if self.last_kind != "answer":
+                text = text.lstrip()  # the answer starts on its own line, without padding
+                if not text:
+                    return
+                if self.last_kind == "reasoning" and self.show_thinking:
+                    out.print("\n")
+            out.print(text, end="", markup=False)
         self.last_kind = d.kind
         out.file.flush()
 
@@ -137,6 +151,30 @@ def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bo
     if as_json:
         result = mode.run(engine, messages)
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
+        return result
+    if mode.name == "contemplating" and mode.settings.agents > 1:
+        from .lanes import Lanes
+
+        lanes = Lanes(out, messages[-1].text(), mode.settings.agents)
+        try:
+            result = mode.run(engine, messages, on_event=lanes)
+        finally:
+            lanes.stop()
+        out.print()
+        if show_thinking:
+            for a in result.agents:
+                out.print(f"[bold]agent {a.extra['agent']}[/] ({a.extra['approach']}) → {a.text or '—'}")
+                out.print(a.reasoning, style="dim", markup=False)
+        syn = result.extra.get("synthesis")
+        if syn is None:
+            out.print(f"Final answer: {result.extra['final_answer']}", style="bold", markup=False)
+        elif syn["note"]:
+            out.print(syn["note"], style="yellow", markup=False)
+        out.print(result.extra["agreement"]["line"], style="bold", markup=False)
+        es = result.extra["early_stop"]
+        if es["skipped"]:
+            out.print(f"Early stop: {es['skipped']} of {es['requested']} agents not needed "
+                      f"(about {es['tokens_saved']} tokens saved).", style="dim", markup=False)
         return result
     printer = Printer(show_thinking)
     try:
@@ -297,6 +335,55 @@ def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, **kw)
 
         print_table(report, out)
         out.print(f"[dim]written to {path}[/]")
+
+
+@bench.command("contemplate")
+@engine_options
+@click.option("--items", type=click.IntRange(min=4), default=200, show_default=True, help="Problems in the set.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the problem generator.")
+@click.option("--ladder", default="1,2,4,8,16", show_default=True, help="Agent counts.")
+@click.option("--budget", type=click.IntRange(min=8), default=96, show_default=True, help="Tokens per agent.")
+@click.option("--timing-items", type=click.IntRange(min=1), default=12, show_default=True,
+              help="Items on which batched and one-by-one agents are timed.")
+@click.option("--out", "out_dir", default=None, help="Folder for the JSON and PNG (default: results/).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_items: int,
+                      out_dir: str | None, as_json: bool, **kw) -> None:
+    """Contemplating's scaling ladder: accuracy, tokens and time at 1-16 agents."""
+    from .bench.contemplate import run_contemplate_bench
+
+    try:
+        counts = tuple(sorted({int(x) for x in ladder.split(",") if x.strip()}))
+    except ValueError:
+        raise ConfigError(f"--ladder takes whole numbers separated by commas, not {ladder!r}") from None
+    if not counts or counts[0] < 1 or counts[-1] > 16:
+        raise ConfigError("--ladder values must lie between 1 and 16")
+    engine = _load_engine(_engine_settings(kw))
+    report, path = run_contemplate_bench(
+        engine, items=items, seed=seed, ladder=counts, budget=budget, timing_items=timing_items,
+        early_stop_agents=8 if 8 in counts else counts[-1], out_dir=out_dir,
+        progress=None if as_json else (lambda m: err.print(f"[dim]{m}[/]")),
+    )
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Contemplating ladder · {report['args']['model']} · {items} items")
+    for col in ("agents", "aggregator", "accuracy", "95% interval", "tokens/item", "wall s/item"):
+        t.add_column(col, justify="right")
+    for r in report["ladder"]:
+        t.add_row(str(r["agents"]), r["aggregator"], f"{r['accuracy']:.3f}",
+                  f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}", f"{r['tokens_per_item']:.0f}", f"{r['wall_s']:.2f}")
+    out.print(t)
+    sa = report["single_agent"]
+    es = report["early_stop"]
+    out.print(f"single agent: greedy {sa['greedy']['accuracy']:.3f}, sampled (T=0.3) {sa['sampled']['accuracy']:.3f}")
+    out.print(f"batched vs one by one at 8 agents: {report['batched_vs_sequential']:.2f}")
+    out.print(f"early stop at {es['agents']} agents: {es['token_saving']:.0%} tokens saved, "
+              f"accuracy {es['accuracy_delta']:+.3f}")
+    out.print(f"[dim]written to {path} and {report['plot']}[/]")
 
 
 def main() -> None:

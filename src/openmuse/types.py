@@ -136,11 +136,14 @@ class Completion(BaseModel):
         return out
 
 
-DeltaKind = Literal["reasoning", "answer"]
+DeltaKind = Literal["reasoning", "answer", "agent", "status"]
 
 
 class Delta(BaseModel):
-    """A piece of streamed text. ``index`` tells the sequence apart in ``generate_many``."""
+    """A piece of streamed text. ``index`` tells the sequence apart in ``generate_many``.
+
+    Modes with several agents send ``agent`` pieces (``index`` is the agent) and ``status``
+    events (``text`` is ``launched``, ``done`` or ``skipped``) so front doors can draw lanes."""
 
     model_config = ConfigDict(frozen=True)
 

@@ -157,6 +157,8 @@ class LocalEngine(Engine):
         self._batch = llama_cpp.llama_batch_init(max(self.n_batch, settings.n_seq_max), 0, 1)
         self._lock = threading.Lock()
         self._cache: list[int] = []  # tokens of sequence 0 held in the KV cache
+        # Counters a front door can show: llama.cpp batches run (one per wave of sequences).
+        self.stats = {"batches": 0, "sequences": 0, "prompt_tokens_prefilled": 0, "tokens_decoded": 0}
         self.load_s = time.perf_counter() - t0
 
     # -- contract ---------------------------------------------------------------------------
@@ -358,6 +360,10 @@ class LocalEngine(Engine):
                     yield from self._accept(s, j)
             wall = time.perf_counter() - t0
             self._cache = seqs[0].kv
+            self.stats["batches"] += 1
+            self.stats["sequences"] += len(seqs)
+            self.stats["prompt_tokens_prefilled"] += prefilled
+            self.stats["tokens_decoded"] += sum(len(s.generated) for s in seqs)
         finally:
             for s in seqs:
                 ll.llama_sampler_free(s.sampler)

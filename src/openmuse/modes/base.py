@@ -9,6 +9,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..engines.base import Engine
@@ -26,7 +28,13 @@ class ModeSettings(BaseModel):
     max_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=0.0, ge=0.0)
     seed: int | None = None
-    budget: int = Field(default=256, ge=1)  # thinking tokens (Thinking mode)
+    budget: int = Field(default=256, ge=1)  # thinking tokens (Thinking; per agent in Contemplating)
+    # Contemplating
+    agents: int = Field(default=4, ge=1, le=16)
+    early_stop: bool = True
+    aggregator: Literal["synthesis", "confidence", "majority"] = "synthesis"
+    # early stop also when the leading answer holds this share of the launched agents
+    agree_threshold: float = Field(default=1.0, gt=0.5, le=1.0)
 
 
 class Mode(ABC):

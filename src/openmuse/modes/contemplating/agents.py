@@ -1,0 +1,91 @@
+"""The agents: one request each, told apart by approach (``prompts/contemplating.yaml``).
+
+Diversity comes from the approaches, not from heat: agents decode greedily, each with a
+distinct prompt (approach × framing), so every one of them is as sharp as a single greedy
+answer. Only when N exceeds the distinct prompts do the extra agents sample, at a low
+temperature, each with its own seed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from ... import prompts
+from ...types import ChatRequest, Completion, Message
+from .answers import extract, options
+from .vote import tail_confidence
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    index: int
+    approach: str
+    instruction: str
+    framing: str
+    temperature: float
+    seed: int
+
+
+def specs(n: int, seed: int | None) -> list[AgentSpec]:
+    p = prompts.load("contemplating")
+    approaches = p["approaches"]
+    framings = p["framings"]
+    distinct = len(approaches) * len(framings)
+    base = 0 if seed is None else seed
+    out = []
+    for i in range(n):
+        a = approaches[i % len(approaches)]
+        f = framings[(i // len(approaches)) % len(framings)]
+        hot = i >= distinct
+        out.append(AgentSpec(
+            index=i, approach=a["name"], instruction=a["instruction"], framing=f,
+            temperature=p["extra_agent_temperature"] if hot else 0.0, seed=base + 1000 + i,
+        ))
+    return out
+
+
+def requests(messages: Sequence[Message], agents: Sequence[AgentSpec], max_tokens: int) -> list[ChatRequest]:
+    """One request per agent. The conversation comes first and the approach last, so the
+    prompts share their longest prefix (prefilled once in the local engine's batch)."""
+    fmt = prompts.load("contemplating")["answer_format"]
+    out = []
+    for a in agents:
+        msgs = [m for m in messages if m.role != "system"]
+        last = msgs[-1]
+        tail = f"{last.text()}\n\n{a.instruction} {fmt}".strip()
+        msgs = [Message(role="system", content=a.framing), *msgs[:-1], Message(role="user", content=tail)]
+        out.append(ChatRequest(
+            messages=tuple(msgs), max_tokens=max_tokens, temperature=a.temperature,
+            seed=a.seed, logprobs=True,
+        ))
+    return out
+
+
+def answer_kind(question: str) -> str | None:
+    """"choice" when the question lists options, "number" when it is about numbers, else None
+    (a short phrase)."""
+    if options(question):
+        return "choice"
+    if re.search(r"\d", question) or re.search(r"\bhow (many|much)\b", question, re.IGNORECASE):
+        return "number"
+    return None
+
+
+def agent_result(spec: AgentSpec, c: Completion, question: str, wave: int) -> Completion:
+    """The agent's trace as a Completion: its whole text is reasoning, its answer extracted."""
+    answer = extract(c.text, question, answer_kind(question))
+    conf = tail_confidence(c.token_logprobs)
+    return Completion(
+        text=answer or "",
+        reasoning=c.text.strip(),
+        finish_reason=c.finish_reason,
+        usage=c.usage.model_copy(update={"reasoning_tokens": c.usage.completion_tokens}),
+        model=c.model,
+        timings=c.timings,
+        extra={
+            "agent": spec.index + 1, "approach": spec.approach, "temperature": spec.temperature,
+            "seed": spec.seed, "wave": wave, "confidence": None if conf is None else round(conf, 4),
+        },
+    )

@@ -1,0 +1,69 @@
+"""The synthesizer: reads the question, every agent's answer and a short summary of its
+reasoning, and writes the final answer.
+
+Its turn opens with the agreement, computed from the vote ("Agreement: 5 of 8 agents answered
+15; 2 answered 55; 1 gave no answer."), so the synthesis always states it. A clear majority
+(more than half of all agents) is not overruled: where the synthesizer names another answer,
+the majority stands and the result says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ... import prompts
+from ...types import ChatRequest, Completion, Message
+from .answers import extract
+from .vote import VoteResult
+
+SUMMARY_CHARS = 160
+SYNTHESIS_TOKENS = 96  # the final answer and a sentence on the disagreement
+
+
+def summary(reasoning: str) -> str:
+    """A short summary of a trace: its last lines, up to SUMMARY_CHARS characters."""
+    text = " ".join(reasoning.split())
+    return text if len(text) <= SUMMARY_CHARS else "…" + text[-SUMMARY_CHARS:]
+
+
+def agreement_line(result: VoteResult) -> str:
+    if result.winner is None:
+        return f"Agreement: none of the {result.total} agents gave a usable answer."
+    parts = [f"Agreement: {result.agreement} of {result.total} agents answered {result.winner}"]
+    others = sorted(((c, a) for a, c in result.counts.items() if a != result.winner), reverse=True)
+    for c, a in others:
+        parts.append(f"{c} answered {a}")
+    missing = result.total - result.answered
+    if missing:
+        parts.append(f"{missing} gave no answer")
+    return "; ".join(parts) + "."
+
+
+def request(question: str, agents: Sequence[Completion], result: VoteResult, max_tokens: int) -> ChatRequest:
+    p = prompts.load("contemplating")["synthesis"]
+    lines = []
+    for a in agents:
+        ans = a.text or "no answer"
+        lines.append(f"Agent {a.extra['agent']} ({a.extra['approach']}): answer {ans}. Reasoning: {summary(a.reasoning)}")
+    user = p["user"].format(question=question, n=len(agents), agents="\n".join(lines))
+    opener = p["opener"].format(agreement=agreement_line(result))
+    return ChatRequest(
+        messages=(Message(role="system", content=p["system"]), Message(role="user", content=user),
+                  Message(role="assistant", content=opener)),
+        max_tokens=min(max_tokens, SYNTHESIS_TOKENS),
+        stop=("\n\n", "Agreement:"),
+    )
+
+
+def decide(text: str, question: str, kind: str | None, result: VoteResult) -> tuple[str | None, str]:
+    """(final answer, note). The synthesizer's answer, unless it would overrule a clear majority."""
+    proposed = extract("Answer: " + text.strip().split("\n")[0], question, kind) if text.strip() else None
+    if result.clear_majority and proposed != result.winner:
+        shown = proposed if proposed is not None else "no clear answer"
+        return result.winner, (
+            f"The synthesizer proposed {shown}; a clear majority ({result.agreement} of {result.total}) "
+            f"answered {result.winner}, which stands."
+        )
+    if proposed is None:
+        return result.winner, "The synthesizer gave no clear answer; the vote decides."
+    return proposed, ""

@@ -1,0 +1,88 @@
+"""Answer extraction, normalisation and voting for Contemplating (pure functions, no model).
+Run: `.venv/bin/pytest tests/test_answers_vote.py`."""
+
+from __future__ import annotations
+
+import pytest
+
+from openmuse.modes.contemplating import waves
+from openmuse.modes.contemplating.answers import extract, normalize, options
+from openmuse.modes.contemplating.synthesis import agreement_line, decide
+from openmuse.modes.contemplating.vote import settled, tail_confidence, vote
+
+Q_CHOICE = "What is the capital of Japan? (A) Osaka (B) Tokyo (C) Rome (D) Lima"
+
+
+@pytest.mark.parametrize("raw", ["1,000", "1000.0", "$1000", "1000", " 1,000.00 "])
+def test_numbers_are_one_answer(raw):
+    assert normalize(raw, "number") == "1000"
+
+
+@pytest.mark.parametrize("raw", ["(B)", "B", "B)", "b.", "Answer: B"])
+def test_option_letters_are_one_answer(raw):
+    assert extract(raw, Q_CHOICE) == "B"
+
+
+def test_extraction_from_prose():
+    assert extract("7 + 8 = 15. So the answer is 15.", "What is 7 + 8?", "number") == "15"
+    assert extract("First 3, then 4 more.\nAnswer: $1,000.50", "", "number") == "1000.5"
+    assert extract("The capital of Japan is Tokyo.", Q_CHOICE) == "B"  # names the option
+    assert extract("The answer is \\boxed{42}.", "", "number") == "42"
+    assert extract("", Q_CHOICE) is None
+    assert extract("I do not know.", "What is 2 + 2?", "number") is None
+    assert extract("Paris is the capital of France. It is big.", "What is the capital of France?") == "paris is capital of france"
+
+
+def test_options_one_a_line_and_inline():
+    assert options("Pick one:\nA) red\nB) blue") == {"A": "red", "B": "blue"}
+    assert options(Q_CHOICE) == {"A": "Osaka", "B": "Tokyo", "C": "Rome", "D": "Lima"}
+    assert options("What is 2 + 2?") == {}
+
+
+def test_majority_and_weighted_vote():
+    r = vote(["15", "55", "15", None])
+    assert (r.winner, r.agreement, r.total, r.answered, r.tie) == ("15", 2, 4, 3, False)
+    assert not r.clear_majority  # 2 of 4 is not more than half
+    w = vote(["15", "55", "15"], [0.1, 0.9, 0.2])
+    assert w.winner == "55" and w.votes["55"] == pytest.approx(0.9)
+
+
+def test_ties_go_to_weight_then_the_first_agent():
+    r = vote(["A", "B", "B", "A"])
+    assert r.tie and r.winner == "A"  # agent 1 (greedy, leading approach) breaks the tie
+    assert vote(["A", "B", "B", "A"], [0.2, 0.5, 0.5, 0.2]).winner == "B"
+    assert vote([None, None]).winner is None
+
+
+def test_tail_confidence():
+    assert tail_confidence(None) is None
+    assert tail_confidence([0.0, 0.0]) == pytest.approx(1.0)
+    assert tail_confidence([-100.0] * 10 + [-0.1] * 16) == pytest.approx(0.904837, rel=1e-5)
+
+
+def test_settled_rules():
+    assert settled(["4", "4", "4"], remaining=5, threshold=1.0, min_agents=3)  # unanimous wave
+    assert not settled(["4", "4", "5"], remaining=5, threshold=1.0, min_agents=3)
+    assert settled(["4", "4", "4", "4", "5", "6"], remaining=2, threshold=1.0, min_agents=3)  # 4 > 1 + 2
+    assert not settled(["4", "4"], remaining=6, threshold=1.0, min_agents=3)  # too few yet
+
+
+def test_waves():
+    assert waves(8, True) == [3, 3, 2]
+    assert waves(16, True) == [6, 5, 5]
+    assert waves(4, True) == [3, 1]
+    assert waves(2, True) == [2] and waves(1, True) == [1]
+    assert waves(8, False) == [8]
+
+
+def test_agreement_line_and_majority_guard():
+    r = vote(["15", "15", "15", "55", None])
+    assert agreement_line(r) == "Agreement: 3 of 5 agents answered 15; 1 answered 55; 1 gave no answer."
+    final, note = decide("55, because 7 + 8 is 55.", "What is 7 + 8?", "number", r)
+    assert final == "15" and "clear majority (3 of 5)" in note
+    split = vote(["15", "55", "12"])
+    assert decide("55", "What is 7 + 8?", "number", split) == ("55", "")
+
+
+def test_equation_in_the_answer_segment():
+    assert extract('The answer is "2 + 8 = 10."', "What is 2 + 8?", "number") == "10"

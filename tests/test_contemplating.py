@@ -1,0 +1,97 @@
+"""Contemplating mode on the embedded model: one batch for N agents, early stop, synthesis
+and its agreement line, the JSON result, the live lanes in the CLI, and errors.
+Run: `.venv/bin/pytest tests/test_contemplating.py`."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from pydantic import ValidationError
+
+from openmuse.errors import ConfigError
+from openmuse.modes import ModeSettings, create_mode
+from openmuse.types import Message
+
+from .conftest import run_muse
+
+AGREE = [Message(role="user", content="What is 2 + 3?")]
+SPLIT = [Message(role="user", content="What is 7 + 8?")]
+
+
+def contemplate(engine, question, **kw):
+    kw.setdefault("budget", 64)
+    return create_mode("contemplating", ModeSettings(**kw)).run(engine, question)
+
+
+def test_n_agents_in_one_batch(engine):
+    before = dict(engine.stats)
+    c = contemplate(engine, SPLIT, agents=6, early_stop=False, aggregator="majority")
+    assert len(c.agents) == 6
+    assert engine.stats["batches"] - before["batches"] == 1  # one llama.cpp batch, not six calls
+    assert engine.stats["sequences"] - before["sequences"] == 6
+    approaches = [a.extra["approach"] for a in c.agents]
+    assert len(set(approaches)) == 6  # each agent its own approach
+    assert all(a.reasoning for a in c.agents)
+    assert c.usage.completion_tokens == sum(a.usage.completion_tokens for a in c.agents)
+
+
+def test_early_stop_off_gives_all_full_traces(engine):
+    c = contemplate(engine, AGREE, agents=8, early_stop=False, aggregator="majority")
+    assert len(c.agents) == 8
+    assert c.extra["early_stop"]["skipped"] == 0 and c.extra["early_stop"]["tokens_saved"] == 0
+    assert all(a.finish_reason in ("stop", "length") for a in c.agents)
+
+
+def test_early_stop_fires_when_agents_agree_and_saves_tokens(engine):
+    full = contemplate(engine, AGREE, agents=8, early_stop=False, aggregator="majority")
+    early = contemplate(engine, AGREE, agents=8, early_stop=True, aggregator="majority")
+    es = early.extra["early_stop"]
+    assert es["skipped"] > 0 and len(early.agents) == 8 - es["skipped"]
+    assert es["tokens_saved"] > 0
+    assert early.usage.completion_tokens < full.usage.completion_tokens
+    assert early.extra["final_answer"] == full.extra["final_answer"] == "5"
+    # the agents that did run are the same agents, with the same traces
+    assert [a.reasoning for a in early.agents] == [a.reasoning for a in full.agents[: len(early.agents)]]
+
+
+def test_synthesis_states_the_agreement(engine):
+    c = contemplate(engine, SPLIT, agents=4, early_stop=False)
+    k = c.extra["agreement"]["agents"]
+    assert f"Agreement: {k} of 4 agents answered" in c.text
+    assert c.extra["synthesis"]["text"]
+    assert c.extra["final_answer"] is not None
+    data = c.to_json()
+    assert {"agents", "agreement", "usage", "timings", "early_stop"} <= set(data)
+    assert len(data["agents"]) == 4 and data["agents"][0]["reasoning"]
+
+
+def test_agents_outside_range_and_empty_question(engine):
+    with pytest.raises(ValidationError):
+        ModeSettings(agents=17)
+    with pytest.raises(ValidationError):
+        ModeSettings(agents=0)
+    with pytest.raises(ConfigError, match="empty"):
+        contemplate(engine, [Message(role="user", content=" ")], agents=2)
+
+
+def test_cli_shows_lanes_and_json():
+    p = run_muse("What is 2 + 3?", "--mode", "contemplating", "--agents", "8", "--budget", "48")
+    assert p.returncode == 0, p.stderr
+    assert "Contemplating" in p.stdout and "approach" in p.stdout
+    assert "Agreement:" in p.stdout
+    p = run_muse("What is 2 + 3?", "--mode", "contemplating", "--agents", "3", "--budget", "48", "--json")
+    data = json.loads(p.stdout)
+    assert data["mode"] == "contemplating" and len(data["agents"]) == 3
+    assert data["agreement"]["of"] == 3
+
+
+@pytest.mark.parametrize("args, needle", [
+    (("hi", "--mode", "contemplating", "--agents", "17"), "--agents"),
+    (("hi", "--mode", "contemplating", "--agents", "0"), "--agents"),
+    (("", "--mode", "contemplating"), "the question is empty"),
+])
+def test_cli_errors(args, needle):
+    p = run_muse(*args)
+    assert p.returncode != 0 and "Traceback" not in p.stderr
+    assert needle in p.stderr and len(p.stderr.strip().splitlines()) == 1
