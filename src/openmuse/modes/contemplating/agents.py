@@ -1,8 +1,8 @@
 """The agents: one request each, told apart by approach (``prompts/contemplating.yaml``).
 
 Diversity comes from the approaches, not from heat: agents decode greedily, each with a
-distinct prompt (approach × framing), so every one of them is as sharp as a single greedy
-answer. Only when N exceeds the distinct prompts do the extra agents sample, at a low
+distinct prompt (a framing and an approach, in the packaged launch order), so every one of them
+is as sharp as a single greedy answer. Only agents past the packaged list would sample, at a low
 temperature, each with its own seed.
 """
 
@@ -29,18 +29,17 @@ class AgentSpec:
 
 
 def specs(n: int, seed: int | None) -> list[AgentSpec]:
+    """The first ``n`` agents of the packaged launch order (the same agent i for every n)."""
     p = prompts.load("contemplating")
-    approaches = p["approaches"]
-    framings = p["framings"]
-    distinct = len(approaches) * len(framings)
+    order = p["agents"]
     base = 0 if seed is None else seed
     out = []
     for i in range(n):
-        a = approaches[i % len(approaches)]
-        f = framings[(i // len(approaches)) % len(framings)]
-        hot = i >= distinct
+        framing, approach = order[i % len(order)]
+        hot = i >= len(order)
         out.append(AgentSpec(
-            index=i, approach=a["name"], instruction=a["instruction"], framing=f,
+            index=i, approach=f"{framing}/{approach}", instruction=p["approaches"][approach],
+            framing=p["framings"][framing],
             temperature=p["extra_agent_temperature"] if hot else 0.0, seed=base + 1000 + i,
         ))
     return out
