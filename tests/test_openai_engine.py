@@ -97,3 +97,11 @@ def test_unreachable_endpoint():
     e = create_engine(EngineSettings(engine="openai", base_url=f"http://127.0.0.1:{free_port()}/v1", model="m"))
     with pytest.raises(EngineUnavailable, match="cannot reach the engine"):
         e.generate(ChatRequest(messages=CAPITAL, max_tokens=8))
+
+
+def test_contemplating_over_http(remote):
+    c = create_mode("contemplating", ModeSettings(agents=3, budget=32, early_stop=False)).run(
+        remote, [Message(role="user", content="What is 2 + 3?")])
+    assert len(c.agents) == 3 and all(a.reasoning for a in c.agents)
+    assert "Agreement:" in c.text and c.extra["synthesis"] is not None
+    assert c.usage.completion_tokens >= sum(a.usage.completion_tokens for a in c.agents)

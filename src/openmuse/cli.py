@@ -301,6 +301,54 @@ def models(**kw) -> None:
         out.print(f"  served models: {', '.join(lister())}")
 
 
+def _default_database_url() -> str:
+    import os
+    from pathlib import Path
+
+    home = Path(os.environ.get("MUSE_HOME") or Path.home() / ".local" / "share" / "openmuse")
+    home.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{home / 'openmuse.db'}"
+
+
+@cli.command()
+@engine_options
+@click.option("--host", envvar="MUSE_HOST", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option("--port", envvar="MUSE_PORT", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--database-url", envvar="MUSE_DATABASE_URL", default=None,
+              help="SQLAlchemy URL of the conversation store (default: a SQLite file under MUSE_HOME, "
+                   "~/.local/share/openmuse).")
+@click.option("--server-key", "api_keys", envvar="MUSE_SERVER_KEYS", multiple=True,
+              help="API key clients must send as a bearer token (repeatable; MUSE_SERVER_KEYS takes "
+                   "several separated by spaces). --api-key is the key for a remote engine.")
+@click.option("--allow-remote", envvar="MUSE_ALLOW_REMOTE", is_flag=True,
+              help="Bind to a non-loopback address without API keys.")
+@click.option("--max-body-mb", envvar="MUSE_MAX_BODY_MB", type=click.FloatRange(min=0.001), default=8.0,
+              show_default=True, help="Largest request body accepted.")
+@handle_errors
+def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, ...], allow_remote: bool,
+          max_body_mb: float, **kw) -> None:
+    """The OpenAI-compatible API and the web app."""
+    import ipaddress
+
+    import uvicorn
+
+    from .server.app import ServerConfig, create_app
+
+    keys = tuple(k for key in api_keys for k in key.split() if k)
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not keys and not loopback and not allow_remote:
+        raise ConfigError(f"refusing to serve {host} without API keys: pass --server-key KEY, or --allow-remote")
+    config = ServerConfig(engine=_engine_settings(kw), database_url=database_url or _default_database_url(),
+                          api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024))
+    app = create_app(config, engine=_load_engine(config.engine))
+    err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {config.database_url}  ·  "
+              f"{'API keys required' if keys else 'no API keys'}")
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
 @cli.group()
 def bench() -> None:
     """Benchmarks that print ratios measured side by side in one run."""

@@ -93,7 +93,7 @@ class LocalEngine(Engine):
     def shared(cls, settings: EngineSettings) -> LocalEngine:
         """The process-wide engine for these settings: the model is loaded once and reused."""
         path = str(Path(settings.model).expanduser()) if settings.model else str(default_model_path())
-        key = (path, settings.n_ctx, settings.n_seq_max, settings.n_threads)
+        key = (path, settings.n_ctx, settings.n_seq_max, settings.n_threads, settings.reasoning)
         with cls._instances_lock:
             if key not in cls._instances:
                 cls._instances[key] = cls(settings, path)

@@ -69,7 +69,7 @@ class ContemplatingMode(Mode):
             # Early stop fired: the answers are settled, so there is nothing left to merge.
             final = shown.winner
         elif s.aggregator == "synthesis":
-            req = synthesis.request(question, traces, shown, s.max_tokens)
+            req = synthesis.request(question, traces, shown, s.max_tokens, engine.capabilities.assistant_prefill)
             synth = engine.generate_many([req], on_delta=on_event)[0]
             final, note = synthesis.decide(synth.text, question, kind, shown)
         elif s.aggregator == "confidence":

@@ -39,7 +39,10 @@ def agreement_line(result: VoteResult) -> str:
     return "; ".join(parts) + "."
 
 
-def request(question: str, agents: Sequence[Completion], result: VoteResult, max_tokens: int) -> ChatRequest:
+def request(question: str, agents: Sequence[Completion], result: VoteResult, max_tokens: int,
+            prefill: bool = True) -> ChatRequest:
+    """The synthesizer's request. With ``prefill`` (engines that continue an assistant message)
+    its turn opens with the agreement; otherwise it is asked to open that way."""
     p = prompts.load("contemplating")["synthesis"]
     lines = []
     for a in agents:
@@ -47,17 +50,25 @@ def request(question: str, agents: Sequence[Completion], result: VoteResult, max
         lines.append(f"Agent {a.extra['agent']} ({a.extra['approach']}): answer {ans}. Reasoning: {summary(a.reasoning)}")
     user = p["user"].format(question=question, n=len(agents), agents="\n".join(lines))
     opener = p["opener"].format(agreement=agreement_line(result))
+    msgs = [Message(role="system", content=p["system"]), Message(role="user", content=user)]
+    if prefill:
+        msgs.append(Message(role="assistant", content=opener))
+    else:
+        msgs[-1] = Message(role="user", content=f"{user}\n\n{p['no_prefill'].format(opener=opener)}")
     return ChatRequest(
-        messages=(Message(role="system", content=p["system"]), Message(role="user", content=user),
-                  Message(role="assistant", content=opener)),
+        messages=tuple(msgs),
         max_tokens=min(max_tokens, SYNTHESIS_TOKENS),
-        stop=("\n\n", "Agreement:"),
+        stop=("\n\n",) if prefill else (),
     )
 
 
 def decide(text: str, question: str, kind: str | None, result: VoteResult) -> tuple[str | None, str]:
     """(final answer, note). The synthesizer's answer, unless it would overrule a clear majority."""
-    proposed = extract("Answer: " + text.strip().split("\n")[0], question, kind) if text.strip() else None
+    text = text.strip()
+    marker = text.lower().rfind("final answer:")
+    if marker >= 0:  # a synthesizer that wrote its own opener (no prefill)
+        text = text[marker + len("final answer:"):].strip()
+    proposed = extract("Answer: " + text.split("\n")[0], question, kind) if text else None
     if result.clear_majority and proposed != result.winner:
         shown = proposed if proposed is not None else "no clear answer"
         return result.winner, (

@@ -1,0 +1,360 @@
+"""The OpenAI-compatible HTTP server and the web app (FastAPI).
+
+Handlers stay thin: parse, dispatch to a mode, serialise, store. Streaming follows the OpenAI
+SSE format; Contemplating's agent progress goes out as named events (``event: muse.agent``,
+``muse.synthesis``, ``muse.result``) that OpenAI clients skip. Every error is an OpenAI error
+object. Requests reaching the local engine at the same time queue on its lock: one llama.cpp
+context is never used by two requests at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from markdown_it import MarkdownIt
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..engines import Engine, EngineSettings, create_engine
+from ..errors import ConfigError, ContextOverflow, EngineUnavailable, ModelNotFound, MuseError
+from ..modes import ModeSettings, create_mode
+from ..types import Completion, Delta, Message
+from .schemas import ChatCompletionBody, RenameBody, model_list
+from .store import Store
+
+STATIC = files("openmuse.server").joinpath("static")
+_md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    engine: EngineSettings = field(default_factory=EngineSettings)
+    database_url: str = "sqlite:///openmuse.db"
+    api_keys: tuple[str, ...] = ()
+    max_body_bytes: int = 8 * 1024 * 1024
+    defaults: ModeSettings = field(default_factory=ModeSettings)
+
+
+class APIError(Exception):
+    def __init__(self, status: int, message: str, type_: str = "invalid_request_error",
+                 code: str | None = None, param: str | None = None):
+        self.status, self.message, self.type, self.code, self.param = status, message, type_, code, param
+
+
+def error_body(message: str, type_: str, code: str | None = None, param: str | None = None) -> dict:
+    return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+_MUSE_STATUS = {ConfigError: 400, ContextOverflow: 400, ModelNotFound: 404, EngineUnavailable: 502}
+
+
+def _muse_status(e: MuseError) -> int:
+    return next((s for cls, s in _MUSE_STATUS.items() if isinstance(e, cls)), 500)
+
+
+class BodyLimit:
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413, whether the
+    client declared the length or streams the body."""
+
+    def __init__(self, app, limit: int):
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        declared = dict(scope.get("headers") or []).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+            return await self._too_large(send)
+        seen = 0
+
+        async def counted():
+            nonlocal seen
+            msg = await receive()
+            if msg["type"] == "http.request":
+                seen += len(msg.get("body", b""))
+                if seen > self.limit:
+                    raise _TooLarge()
+            return msg
+
+        try:
+            await self.app(scope, counted, send)
+        except _TooLarge:
+            await self._too_large(send)
+
+    async def _too_large(self, send):
+        body = json.dumps(error_body(f"request body over {self.limit} bytes", "invalid_request_error",
+                                     "request_too_large")).encode()
+        await send({"type": "http.response.start", "status": 413,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
+    """The app. ``engine`` may be given (tests, embedding); otherwise it is created at start."""
+    store = Store(config.database_url)
+    state: dict[str, Any] = {"engine": engine}
+
+    def get_engine() -> Engine:
+        if state["engine"] is None:
+            state["engine"] = create_engine(config.engine)
+        return state["engine"]
+
+    app = FastAPI(title="OpenMuse", version="0.1.0", docs_url="/docs", redoc_url=None)
+    app.add_middleware(BodyLimit, limit=config.max_body_bytes)
+    app.state.store = store
+
+    # -- errors -----------------------------------------------------------------------------
+    @app.exception_handler(APIError)
+    async def _api_error(_r, e: APIError):
+        return JSONResponse(error_body(e.message, e.type, e.code, e.param), status_code=e.status)
+
+    @app.exception_handler(MuseError)
+    async def _muse_error(_r, e: MuseError):
+        status = _muse_status(e)
+        return JSONResponse(error_body(str(e), "server_error" if status >= 500 else "invalid_request_error",
+                                       e.code), status_code=status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_r, e: RequestValidationError):
+        errs = e.errors()
+        first = errs[0] if errs else {"msg": "invalid request", "loc": ()}
+        if first.get("type") == "json_invalid":
+            return JSONResponse(error_body("the body is not valid JSON", "invalid_request_error",
+                                           "invalid_json"), status_code=400)
+        loc = [str(x) for x in first.get("loc", ()) if x != "body"]
+        where = ".".join(loc) or None
+        msg = f"{where}: {first['msg']}" if where else first["msg"]
+        return JSONResponse(error_body(msg, "invalid_request_error", "invalid_value", where), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_r, e: StarletteHTTPException):
+        return JSONResponse(error_body(str(e.detail), "invalid_request_error", None), status_code=e.status_code)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_r, e: Exception):
+        return JSONResponse(error_body(f"internal error: {type(e).__name__}", "server_error", "internal_error"),
+                            status_code=500)
+
+    # -- auth -------------------------------------------------------------------------------
+    async def auth(request: Request) -> None:
+        if not config.api_keys:
+            return
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or key.strip() not in config.api_keys:
+            raise APIError(401, "a valid API key is needed (Authorization: Bearer KEY)",
+                           "invalid_request_error", "invalid_api_key")
+
+    # -- routes -----------------------------------------------------------------------------
+    @app.get("/health")
+    async def health():
+        e = state["engine"]
+        return {"status": "ok", "engine": config.engine.engine, "model": e.model if e else None,
+                "loaded": e is not None}
+
+    @app.get("/v1/models", dependencies=[Depends(auth)])
+    async def models():
+        return model_list(get_engine().model)
+
+    @app.post("/v1/chat/completions", dependencies=[Depends(auth)])
+    async def chat(body: ChatCompletionBody):
+        mode_name = body.mode_name()
+        if mode_name is None:
+            raise APIError(404, f"unknown model '{body.model}' (use muse-instant, muse-thinking, "
+                                "muse-contemplating, or muse with reasoning_effort)",
+                           "invalid_request_error", "model_not_found", "model")
+        mode = create_mode(mode_name, _mode_settings(config.defaults, body))
+        messages = list(body.messages)
+        if not any(m.role == "user" and m.text().strip() for m in messages):
+            raise APIError(400, "the conversation has no user message with text", param="messages")
+        conv_id = await run_in_threadpool(_conversation, store, body, messages)
+        eng = await run_in_threadpool(get_engine)
+        if body.stream:
+            return StreamingResponse(
+                _stream(eng, mode, messages, body, store, conv_id),
+                media_type="text/event-stream", headers={"cache-control": "no-cache"},
+            )
+        result = await run_in_threadpool(mode.run, eng, messages)
+        if conv_id:
+            await run_in_threadpool(_persist, store, conv_id, messages, result)
+        return _response(body, result, conv_id)
+
+    @app.get("/v1/conversations", dependencies=[Depends(auth)])
+    async def list_conversations():
+        return {"object": "list", "data": await run_in_threadpool(store.list)}
+
+    @app.get("/v1/conversations/{cid}", dependencies=[Depends(auth)])
+    async def get_conversation(cid: str):
+        conv = await run_in_threadpool(store.get, cid)
+        if conv is None:
+            raise APIError(404, f"no conversation '{cid}'", code="conversation_not_found")
+        for m in conv["messages"]:
+            m["html"] = _md.render(m["content"]) if m["role"] == "assistant" else None
+        return conv
+
+    @app.patch("/v1/conversations/{cid}", dependencies=[Depends(auth)])
+    async def rename_conversation(cid: str, body: RenameBody):
+        conv = await run_in_threadpool(store.rename, cid, body.title)
+        if conv is None:
+            raise APIError(404, f"no conversation '{cid}'", code="conversation_not_found")
+        return conv
+
+    @app.delete("/v1/conversations/{cid}", dependencies=[Depends(auth)])
+    async def delete_conversation(cid: str):
+        if not await run_in_threadpool(store.delete, cid):
+            raise APIError(404, f"no conversation '{cid}'", code="conversation_not_found")
+        return {"id": cid, "object": "conversation.deleted", "deleted": True}
+
+    @app.get("/", include_in_schema=False)
+    async def index():
+        return FileResponse(str(STATIC.joinpath("index.html")))
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app
+
+
+# -- helpers --------------------------------------------------------------------------------
+def _mode_settings(defaults: ModeSettings, body: ChatCompletionBody) -> ModeSettings:
+    update: dict[str, Any] = {}
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    if max_tokens:
+        update["max_tokens"] = max_tokens
+    if body.temperature is not None:
+        update["temperature"] = body.temperature
+    if body.seed is not None:
+        update["seed"] = body.seed
+    for k in ("agents", "budget", "early_stop", "aggregator"):
+        v = getattr(body.muse, k)
+        if v is not None:
+            update[k] = v
+    return ModeSettings(**{**defaults.model_dump(), **update})
+
+
+def _conversation(store: Store, body: ChatCompletionBody, messages: list[Message]) -> str | None:
+    if not body.muse.store:
+        return None
+    if body.muse.conversation_id:
+        if not store.exists(body.muse.conversation_id):
+            raise APIError(404, f"no conversation '{body.muse.conversation_id}'",
+                           code="conversation_not_found", param="muse.conversation_id")
+        return body.muse.conversation_id
+    first = next(m.text() for m in messages if m.role == "user" and m.text().strip())
+    title = " ".join(first.split())
+    return store.create(title[:60] + ("…" if len(title) > 60 else ""))["id"]
+
+
+def _persist(store: Store, cid: str, messages: list[Message], result: Completion) -> None:
+    last_user = next(m for m in reversed(messages) if m.role == "user")
+    extra = {k: v for k, v in result.extra.items() if k not in ("prefilled_tokens", "cached_tokens")}
+    extra["timings"] = result.timings
+    store.add_messages(cid, [
+        {"role": "user", "content": last_user.text()},
+        {"role": "assistant", "content": result.text, "reasoning": result.reasoning, "mode": result.mode,
+         "model": result.model, "usage": result.usage.to_openai(),
+         "agents": [a.to_json() for a in result.agents] or None, "extra": extra},
+    ])
+
+
+def _muse_field(result: Completion, conv_id: str | None) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": result.mode, "engine_model": result.model, "conversation_id": conv_id,
+                           "timings": result.timings}
+    if result.agents:
+        out["agents"] = [a.to_json() for a in result.agents]
+    out.update({k: v for k, v in result.extra.items() if k not in ("prefilled_tokens", "cached_tokens")})
+    return out
+
+
+def _response(body: ChatCompletionBody, result: Completion, conv_id: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if result.reasoning:
+        message["reasoning_content"] = result.reasoning
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+        "model": body.model,
+        "choices": [{"index": 0, "message": message, "logprobs": None,
+                     "finish_reason": "length" if result.finish_reason == "length" else "stop"}],
+        "usage": result.usage.to_openai(),
+        "muse": _muse_field(result, conv_id),
+    }
+
+
+def _sse(data: dict[str, Any], event: str | None = None) -> str:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+async def _stream(engine, mode, messages, body: ChatCompletionBody, store: Store,
+                  conv_id: str | None) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    cid = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    several = mode.name == "contemplating"
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+        return _sse({"id": cid, "object": "chat.completion.chunk", "created": created, "model": body.model,
+                     "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    def on_event(d: Delta) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, ("delta", d))
+
+    def work() -> None:
+        try:
+            result = mode.run(engine, messages, on_event)
+            if conv_id:
+                _persist(store, conv_id, messages, result)
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", result))
+        except Exception as e:  # reported to the client as an error event
+            loop.call_soon_threadsafe(queue.put_nowait, ("error", e))
+
+    loop.run_in_executor(None, work)
+    yield chunk({"role": "assistant", "content": ""})
+    while True:
+        kind, item = await queue.get()
+        if kind == "delta":
+            d: Delta = item
+            if d.kind == "reasoning":
+                yield chunk({"reasoning_content": d.text})
+            elif d.kind == "answer" and not several:
+                yield chunk({"content": d.text})
+            elif d.kind == "answer":
+                yield _sse({"text": d.text}, "muse.synthesis")
+            elif d.kind == "agent":
+                yield _sse({"agent": d.index, "text": d.text}, "muse.agent")
+            else:
+                yield _sse({"agent": d.index, "status": d.text}, "muse.agent")
+        elif kind == "done":
+            result: Completion = item
+            if several:
+                yield chunk({"content": result.text})
+            yield chunk({}, "length" if result.finish_reason == "length" else "stop")
+            if body.stream_options and body.stream_options.include_usage:
+                yield _sse({"id": cid, "object": "chat.completion.chunk", "created": created,
+                            "model": body.model, "choices": [], "usage": result.usage.to_openai()})
+            yield _sse(_muse_field(result, conv_id), "muse.result")
+            yield "data: [DONE]\n\n"
+            return
+        else:
+            e = item
+            if isinstance(e, MuseError):
+                err = error_body(str(e), "server_error", e.code)
+            else:
+                err = error_body(f"internal error: {type(e).__name__}", "server_error", "internal_error")
+            yield _sse(err)
+            yield "data: [DONE]\n\n"
+            return

@@ -1,0 +1,69 @@
+"""Request bodies of the HTTP API (the OpenAI chat-completions schema, plus one ``muse`` field)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..types import Message
+
+MODELS = {"muse-instant": "instant", "muse-thinking": "thinking", "muse-contemplating": "contemplating"}
+EFFORT = {"none": "instant", "minimal": "instant", "low": "instant", "medium": "thinking", "high": "contemplating"}
+
+
+class MuseOptions(BaseModel):
+    """OpenMuse's own options, all optional, in the request's ``muse`` field."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    agents: int | None = Field(default=None, ge=1, le=16)
+    budget: int | None = Field(default=None, ge=1)
+    early_stop: bool | None = None
+    aggregator: Literal["synthesis", "confidence", "majority"] | None = None
+    conversation_id: str | None = None  # append to this stored conversation
+    store: bool = True  # keep the exchange in the conversation store
+
+
+class StreamOptions(BaseModel):
+    include_usage: bool = False
+
+
+class ChatCompletionBody(BaseModel):
+    """Fields OpenAI clients send that OpenMuse does not use are accepted and ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str
+    messages: list[Message] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    top_p: float | None = Field(default=None, gt=0.0, le=1.0)
+    seed: int | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
+    muse: MuseOptions = Field(default_factory=MuseOptions)
+
+    def mode_name(self) -> str | None:
+        """The mode this request asks for, or None when the model name is unknown."""
+        if self.model in MODELS:
+            return MODELS[self.model]
+        if self.model == "muse":
+            return EFFORT.get(self.reasoning_effort or "low", "instant")
+        return None
+
+
+class RenameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(min_length=1, max_length=200)
+
+
+def model_list(engine_model: str) -> dict[str, Any]:
+    return {"object": "list", "data": [
+        {"id": name, "object": "model", "created": 0, "owned_by": "openmuse",
+         "muse": {"mode": mode, "engine_model": engine_model}}
+        for name, mode in [*MODELS.items(), ("muse", "by reasoning_effort")]
+    ]}
