@@ -116,3 +116,15 @@ def test_unreachable_endpoint_is_one_line():
 
 def test_unknown_mode_from_environment():
     one_line_error(run_muse("hello", env={"MUSE_MODE": "dreaming"}), "unknown mode")
+
+
+def test_bench_serve_json(tmp_path):
+    out = tmp_path / "serve.json"
+    p = run_muse("bench", "serve", "--levels", "1,2", "--requests", "2", "--max-tokens", "8", "--json",
+                 "--out", str(out))
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    assert data == json.loads(out.read_text())
+    assert [lv["concurrency"] for lv in data["levels"]] == [1, 2]
+    assert all(lv["rps"] > 0 and lv["p95_s"] >= lv["p50_s"] > 0 for lv in data["levels"])
+    assert isinstance(data["overhead"], float)

@@ -21,6 +21,7 @@ from .conftest import free_port
 
 class Server:
     def __init__(self, home: Path, *args: str):
+        self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE_")}

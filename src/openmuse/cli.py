@@ -74,7 +74,7 @@ def mode_options(f: Callable) -> Callable:
         click.option("--early-stop/--no-early-stop", envvar="MUSE_EARLY_STOP", default=True,
                      show_default=True, help="Contemplating: stop launching agents once answers agree."),
         click.option("--aggregator", envvar="MUSE_AGGREGATOR",
-                     type=click.Choice(["synthesis", "confidence", "majority"]), default="synthesis",
+                     type=click.Choice(["synthesis", "confidence", "majority"]), default="confidence",
                      show_default=True, help="Contemplating: what decides the final answer."),
         click.option("--budget", envvar="MUSE_BUDGET", type=click.IntRange(min=1), default=256,
                      show_default=True, help="Thinking budget in tokens (per agent in contemplating)."),
@@ -115,6 +115,8 @@ class Printer:
         self.status = None
 
     def __call__(self, d: Delta) -> None:
+        if d.kind == "status":  # agent lanes: shown by Lanes; one agent streams as an answer
+            return
         if d.kind == "reasoning":
             self.reasoning_tokens += 1
             if self.show_thinking:
@@ -134,7 +136,7 @@ class Printer:
                 if self.last_kind == "reasoning" and self.show_thinking:
                     out.print("\n")
             out.print(text, end="", markup=False)
-        self.last_kind = d.kind
+        self.last_kind = "answer" if d.kind == "agent" else d.kind
         out.file.flush()
 
     def _stop_status(self) -> None:
@@ -430,9 +432,48 @@ def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_it
     out.print(f"single agent: greedy {sa['greedy']['accuracy']:.3f}, sampled (T=0.3) {sa['sampled']['accuracy']:.3f}")
     n_ratio = 8 if 8 in counts else counts[-1]
     out.print(f"wall time of {n_ratio} agents batched / one after another: {report['batched_vs_sequential']:.2f}")
+    ws = es["with_synthesis"]
     out.print(f"early stop at {es['agents']} agents: {es['token_saving']:.0%} of tokens saved, accuracy "
-              f"{es['accuracy_delta']:+.3f} ({es['items_stopped_early']} of {items} items stopped early)")
+              f"{es['accuracy_delta']:+.3f} ({es['items_stopped_early']} of {items} items stopped early); "
+              f"with the synthesizer {ws['token_saving']:.0%} saved, accuracy {ws['accuracy_delta']:+.3f}")
     out.print(f"[dim]written to {path} and {report['plot']}[/]")
+
+
+@bench.command("serve")
+@engine_options
+@click.option("--levels", default="1,4,16", show_default=True, help="Concurrency levels.")
+@click.option("--requests", type=click.IntRange(min=1), default=16, show_default=True, help="Requests per level.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--out", "out_path", default=None, help="Results file (default: results/bench-serve-TIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def bench_serve(levels: str, requests: int, max_tokens: int, out_path: str | None, as_json: bool, **kw) -> None:
+    """Server requests/s and p50/p95 latency, and its overhead against the engine called directly."""
+    from .bench.serve import run_serve_bench
+
+    try:
+        counts = tuple(int(x) for x in levels.split(",") if x.strip())
+    except ValueError:
+        raise ConfigError(f"--levels takes whole numbers separated by commas, not {levels!r}") from None
+    if not counts or min(counts) < 1:
+        raise ConfigError("--levels must be at least 1")
+    engine = _load_engine(_engine_settings(kw))
+    report, path = run_serve_bench(engine, counts, requests, max_tokens, out_path,
+                                   progress=None if as_json else (lambda m: err.print(f"[dim]{m}[/]")))
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"muse serve · {report['args']['model']} · {requests} requests a level")
+    for col in ("concurrency", "server req/s", "p50 s", "p95 s", "direct req/s", "direct p50 s"):
+        t.add_column(col, justify="right")
+    for h, d in zip(report["levels"], report["direct"]):
+        t.add_row(str(h["concurrency"]), f"{h['rps']:.2f}", f"{h['p50_s']:.2f}", f"{h['p95_s']:.2f}",
+                  f"{d['rps']:.2f}", f"{d['p50_s']:.2f}")
+    out.print(t)
+    out.print(f"server overhead against the engine called directly: {report['overhead']:+.1%}")
+    out.print(f"[dim]written to {path}[/]")
 
 
 def main() -> None:

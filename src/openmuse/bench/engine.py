@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 from pathlib import Path
 from typing import Any
@@ -19,9 +18,9 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .. import __version__
 from ..engines.local import LocalEngine
 from ..types import ChatRequest
+from . import environment
 
 PROMPT = "Tell me about the history of the city of Lyon, its food, its rivers and its people."
 
@@ -82,9 +81,7 @@ def run_engine_bench(
     report: dict[str, Any] = {
         "args": {"ns": counts, "steps": steps, "model": engine.model, "n_ctx": engine.n_ctx,
                  "n_threads": engine.settings.n_threads or os.cpu_count(), "prompt": PROMPT},
-        "env": {"openmuse": __version__, "python": platform.python_version(),
-                "machine": platform.machine(), "cpus": os.cpu_count(),
-                "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        "env": environment(),
         "results": [],
     }
     engine.generate(_requests(1, 4)[0])  # warm up

@@ -2,8 +2,9 @@
 
 One model and one llama.cpp context per process, reused by every call. The context holds up to
 ``n_seq_max`` sequences in a unified KV cache, so ``generate_many`` decodes all its requests in
-one batch: the prompt prefix they share is prefilled once on sequence 0 and copied to the others
-(``llama_memory_seq_cp``); then each step is one ``llama_batch`` holding the next token of every
+one batch: the prompt prefix they all share is prefilled once on sequence 0 and copied to the
+others (``llama_memory_seq_cp``), and a prompt that shares a longer prefix with an earlier one
+copies that too, so each distinct prefix is computed once; then each step is one ``llama_batch`` holding the next token of every
 live sequence, and each sequence samples with its own sampler chain (its own temperature, top-p,
 top-k and seed). ``generate`` and ``stream`` are the same loop with one sequence, so streamed,
 single and batched greedy results agree.
@@ -331,21 +332,42 @@ class LocalEngine(Engine):
                 ll.llama_memory_seq_cp(self._mem, 0, s.seq_id, -1, -1)
             for s in seqs:
                 s.kv = list(head)
-            # 2. Each prompt's own remainder, all sequences in shared batches.
-            pending = [(s, k) for s in seqs for k in range(shared, len(s.prompt))]
-            for a in range(0, len(pending), self.n_batch):
-                chunk = pending[a:a + self.n_batch]
-                entries = []
-                for s, k in chunk:
-                    last = k == len(s.prompt) - 1
-                    entries.append((s.prompt[k], k, s.seq_id, last))
-                    s.kv.append(s.prompt[k])
-                self._decode(entries)
-                for j, (s, k) in enumerate(chunk):
-                    if k == len(s.prompt) - 1:
-                        yield from self._accept(s, j)
+            # 2. Each prompt's own remainder. A prompt that shares more than the common head
+            #    with an earlier one (same system message, say) copies that longer prefix from
+            #    it; prompts whose source is ready are prefilled together in one batch.
+            parent: dict[int, tuple[int | None, int]] = {}
+            for k, sk in enumerate(seqs):
+                best = (None, shared)
+                for j in range(k):
+                    n = min(_common_prefix(seqs[j].prompt, sk.prompt), len(sk.prompt) - 1)
+                    if n > best[1]:
+                        best = (j, n)
+                parent[k] = best
+            prefilled = len(head) - reuse
+            done: set[int] = set()
+            while len(done) < len(seqs):
+                ready = [k for k in range(len(seqs)) if k not in done
+                         and (parent[k][0] is None or parent[k][0] in done)]
+                pending = []
+                for k in ready:
+                    j, n = parent[k]
+                    if j is not None:
+                        ll.llama_memory_seq_cp(self._mem, seqs[j].seq_id, seqs[k].seq_id, shared, n)
+                        seqs[k].kv = list(seqs[k].prompt[:n])
+                    pending.extend((seqs[k], p) for p in range(len(seqs[k].kv), len(seqs[k].prompt)))
+                for a in range(0, len(pending), self.n_batch):
+                    chunk = pending[a:a + self.n_batch]
+                    entries = []
+                    for sq, p in chunk:
+                        entries.append((sq.prompt[p], p, sq.seq_id, p == len(sq.prompt) - 1))
+                        sq.kv.append(sq.prompt[p])
+                    self._decode(entries)
+                    for j, (sq, p) in enumerate(chunk):
+                        if p == len(sq.prompt) - 1:
+                            yield from self._accept(sq, j)
+                prefilled += len(pending)
+                done.update(ready)
             prompt_s = time.perf_counter() - t0
-            prefilled = len(head) - reuse + len(pending)
             # 3. Decode: one token of every live sequence per step.
             while True:
                 live = [s for s in seqs if s.finish is None]

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
-
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -32,7 +31,9 @@ class ModeSettings(BaseModel):
     # Contemplating
     agents: int = Field(default=4, ge=1, le=16)
     early_stop: bool = True
-    aggregator: Literal["synthesis", "confidence", "majority"] = "synthesis"
+    # What decides Contemplating's final answer. The confidence-weighted vote measured best on
+    # the embedded model (docs/bench); "synthesis" lets the synthesizer write it.
+    aggregator: Literal["synthesis", "confidence", "majority"] = "confidence"
     # Early stop after a later wave when the leading answer holds this share of the launched
     # agents (the first wave must be unanimous).
     agree_threshold: float = Field(default=0.66, gt=0.5, le=1.0)

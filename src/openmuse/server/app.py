@@ -182,16 +182,17 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         messages = list(body.messages)
         if not any(m.role == "user" and m.text().strip() for m in messages):
             raise APIError(400, "the conversation has no user message with text", param="messages")
-        conv_id = await run_in_threadpool(_conversation, store, body, messages)
+        if body.muse.conversation_id and not await run_in_threadpool(store.exists, body.muse.conversation_id):
+            raise APIError(404, f"no conversation '{body.muse.conversation_id}'",
+                           code="conversation_not_found", param="muse.conversation_id")
         eng = await run_in_threadpool(get_engine)
         if body.stream:
             return StreamingResponse(
-                _stream(eng, mode, messages, body, store, conv_id),
+                _stream(eng, mode, messages, body, store),
                 media_type="text/event-stream", headers={"cache-control": "no-cache"},
             )
         result = await run_in_threadpool(mode.run, eng, messages)
-        if conv_id:
-            await run_in_threadpool(_persist, store, conv_id, messages, result)
+        conv_id = await run_in_threadpool(_persist, store, body, messages, result)
         return _response(body, result, conv_id)
 
     @app.get("/v1/conversations", dependencies=[Depends(auth)])
@@ -245,20 +246,16 @@ def _mode_settings(defaults: ModeSettings, body: ChatCompletionBody) -> ModeSett
     return ModeSettings(**{**defaults.model_dump(), **update})
 
 
-def _conversation(store: Store, body: ChatCompletionBody, messages: list[Message]) -> str | None:
+def _persist(store: Store, body: ChatCompletionBody, messages: list[Message], result: Completion) -> str | None:
+    """Store the exchange (the last user message and the answer) once the answer exists, in
+    the given conversation or a new one titled after the first question. Returns its id."""
     if not body.muse.store:
         return None
-    if body.muse.conversation_id:
-        if not store.exists(body.muse.conversation_id):
-            raise APIError(404, f"no conversation '{body.muse.conversation_id}'",
-                           code="conversation_not_found", param="muse.conversation_id")
-        return body.muse.conversation_id
-    first = next(m.text() for m in messages if m.role == "user" and m.text().strip())
-    title = " ".join(first.split())
-    return store.create(title[:60] + ("…" if len(title) > 60 else ""))["id"]
-
-
-def _persist(store: Store, cid: str, messages: list[Message], result: Completion) -> None:
+    cid = body.muse.conversation_id
+    if cid is None:
+        first = next(m.text() for m in messages if m.role == "user" and m.text().strip())
+        title = " ".join(first.split())
+        cid = store.create(title[:60] + ("…" if len(title) > 60 else ""))["id"]
     last_user = next(m for m in reversed(messages) if m.role == "user")
     extra = {k: v for k, v in result.extra.items() if k not in ("prefilled_tokens", "cached_tokens")}
     extra["timings"] = result.timings
@@ -268,6 +265,7 @@ def _persist(store: Store, cid: str, messages: list[Message], result: Completion
          "model": result.model, "usage": result.usage.to_openai(),
          "agents": [a.to_json() for a in result.agents] or None, "extra": extra},
     ])
+    return cid
 
 
 def _muse_field(result: Completion, conv_id: str | None) -> dict[str, Any]:
@@ -298,8 +296,7 @@ def _sse(data: dict[str, Any], event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _stream(engine, mode, messages, body: ChatCompletionBody, store: Store,
-                  conv_id: str | None) -> AsyncIterator[str]:
+async def _stream(engine, mode, messages, body: ChatCompletionBody, store: Store) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     cid = f"chatcmpl-{uuid.uuid4().hex}"
@@ -316,9 +313,8 @@ async def _stream(engine, mode, messages, body: ChatCompletionBody, store: Store
     def work() -> None:
         try:
             result = mode.run(engine, messages, on_event)
-            if conv_id:
-                _persist(store, conv_id, messages, result)
-            loop.call_soon_threadsafe(queue.put_nowait, ("done", result))
+            conv_id = _persist(store, body, messages, result)
+            loop.call_soon_threadsafe(queue.put_nowait, ("done", (result, conv_id)))
         except Exception as e:  # reported to the client as an error event
             loop.call_soon_threadsafe(queue.put_nowait, ("error", e))
 
@@ -339,7 +335,7 @@ async def _stream(engine, mode, messages, body: ChatCompletionBody, store: Store
             else:
                 yield _sse({"agent": d.index, "status": d.text}, "muse.agent")
         elif kind == "done":
-            result: Completion = item
+            result, conv_id = item
             if several:
                 yield chunk({"content": result.text})
             yield chunk({}, "length" if result.finish_reason == "length" else "stop")

@@ -110,6 +110,7 @@ class ContemplatingMode(Mode):
                 "early_stop": {
                     "enabled": s.early_stop, "requested": s.agents, "launched": len(traces),
                     "skipped": skipped, "tokens_saved": saved,
+                    "synthesis_skipped": bool(skipped) and s.aggregator == "synthesis",
                     "prompt_tokens_saved": round(skipped * mean_prompt),
                     "token_saving": round(saved / (saved + agent_tokens), 4) if saved else 0.0,
                 },
@@ -168,13 +169,16 @@ class ContemplatingMode(Mode):
     @staticmethod
     def _text(traces: list[Completion], final: str | None, shown: VoteResult,
               synth: Completion | None, note: str) -> str:
+        """One agent: its own text. Several: the final answer, what the synthesizer added,
+        any note on a kept majority, and the agreement."""
         if len(traces) == 1:
             return traces[0].reasoning
-        if synth is not None and not note:
-            body = synth.text.strip()
-        else:
-            body = f"{final}" if final is not None else "No agent gave a usable answer."
-            if note:
-                body += f"\n\n{note}"
-        return f"{body}\n\n{synthesis.agreement_line(shown)}"
-
+        agreement = synthesis.agreement_line(shown)
+        parts = [f"Final answer: {final}" if final is not None else "No agent gave a usable answer."]
+        said = synth.text.strip() if synth is not None else ""
+        if said and said not in agreement and said.rstrip(".") != str(final) and not note:
+            parts.append(said)
+        if note:
+            parts.append(note)
+        parts.append(agreement)
+        return "\n\n".join(parts)

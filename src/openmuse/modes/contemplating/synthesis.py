@@ -16,7 +16,7 @@ from ...types import ChatRequest, Completion, Message
 from .answers import extract
 from .vote import VoteResult
 
-SUMMARY_CHARS = 160
+SUMMARY_CHARS = 120
 SYNTHESIS_TOKENS = 96  # the final answer and a sentence on the disagreement
 
 

@@ -55,8 +55,7 @@ def vote(answers: Sequence[str | None], weights: Sequence[float | None] | None =
         first.setdefault(a, i)
     if not counts:
         return VoteResult(None, total=len(answers))
-    key = (lambda a: (votes[a], counts[a], -first[a]))
-    ranked = sorted(counts, key=key, reverse=True)
+    ranked = sorted(counts, key=lambda a: (votes[a], counts[a], -first[a]), reverse=True)
     winner = ranked[0]
     tie = len(ranked) > 1 and math.isclose(votes[ranked[0]], votes[ranked[1]])
     return VoteResult(winner, votes, counts, sum(counts.values()), len(answers), tie)

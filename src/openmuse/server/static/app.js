@@ -55,7 +55,7 @@ async function loadConversations() {
         loadConversations();
       }
     });
-    const del = el("button", "icon", "🗑");
+    const del = el("button", "icon", "✕");
     del.setAttribute("aria-label", "Delete " + c.title);
     del.addEventListener("click", async () => {
       if (!confirm("Delete “" + c.title + "”?")) return;

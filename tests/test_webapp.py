@@ -1,0 +1,104 @@
+"""The web app in a real headless Chromium (Debian's `chromium` package) driven by Playwright,
+against `muse serve` on loopback with the embedded model: a streamed answer, Contemplating
+with 4 agents as 4 lanes and a synthesis, the conversation found again after a reload, rename
+and delete, and no request leaving the machine. Run: `.venv/bin/pytest tests/test_webapp.py`.
+
+`.ci/run` installs Chromium; elsewhere the test is skipped with a reason when it is missing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from .test_server import Server
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not os.path.exists(CHROMIUM) and not os.environ.get("CI"):
+    pytest.skip("Chromium is not installed (apt-get install chromium)", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    s = Server(tmp_path_factory.mktemp("webhome"))
+    yield s
+    s.stop()
+
+
+@pytest.fixture()
+def page(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)  # a fresh temporary profile
+        pg = browser.new_page()
+        outside: list[str] = []
+        pg.on("request", lambda r: None if r.url.startswith(("http://127.0.0.1", "data:")) else outside.append(r.url))
+        pg.set_default_timeout(180_000)
+        yield pg
+        browser.close()
+        assert outside == [], f"the page reached outside the server: {outside}"
+
+
+def test_chat_contemplate_reload(server, page, tmp_path):
+    page.goto(server.url)
+    page.fill("#prompt", "What is the capital of France?")
+    page.keyboard.press("Enter")
+    answer = page.locator(".msg.assistant .answer").last
+    answer.wait_for()
+    page.wait_for_function("document.querySelector('#send') && !document.querySelector('#send').disabled")
+    assert "Paris" in answer.inner_text()
+    assert page.locator("#conversations li").count() == 1
+
+    # Contemplating with 4 agents: 4 lanes, then a synthesis
+    page.check("input[value=contemplating]")
+    page.fill("#agents", "4")
+    page.fill("#prompt", "What is 2 + 3?")
+    page.click("#send")
+    lanes = page.locator(".msg.assistant").last.locator(".lane")
+    lanes.first.wait_for()
+    assert lanes.count() == 4
+    page.wait_for_function("document.querySelector('#send') && !document.querySelector('#send').disabled")
+    last = page.locator(".msg.assistant").last
+    assert "Agreement:" in last.inner_text()
+    assert "4 agents" in last.locator("summary").all_inner_texts()[-1]
+    page.screenshot(path=str(tmp_path / "contemplating.png"))
+
+    # reload: the conversation is in the list and opens with both exchanges
+    page.reload()
+    page.locator("#conversations li").first.wait_for()
+    page.locator("#conversations li .open").first.click()
+    page.locator(".msg.user").nth(1).wait_for()
+    assert page.locator(".msg.user").count() == 2
+    assert "Paris" in page.locator(".msg.assistant").first.inner_text()
+
+    # rename and delete from the list
+    page.once("dialog", lambda d: d.accept("Capitals and sums"))
+    page.locator("#conversations li .icon").first.click()
+    page.wait_for_function("document.querySelector('#conversations li .open').textContent === 'Capitals and sums'")
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#conversations li .icon").nth(1).click()
+    page.wait_for_function("document.querySelectorAll('#conversations li').length === 0")
+
+
+def test_markdown_code_gets_a_copy_button(server, page):
+    # a stored answer with a code block, rendered by the server's markdown renderer
+    from openmuse.server.store import Store
+
+    store = Store(f"sqlite:///{server.home / 'openmuse.db'}")
+    conv = store.create("code")
+    store.add_messages(conv["id"], [
+        {"role": "user", "content": "show code"},
+        {"role": "assistant", "content": "Here:\n\n```python\nprint('hi')\n```\n\n<script>alert(1)</script>",
+         "mode": "instant", "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
+    ])
+    page.goto(server.url)
+    page.locator("#conversations li .open", has_text="code").click()
+    page.locator(".answer pre").wait_for()
+    assert page.locator(".answer pre .copy").count() == 1
+    assert "print('hi')" in page.locator(".answer pre code").inner_text()
+    assert page.locator(".answer script").count() == 0  # raw HTML is escaped, not run
