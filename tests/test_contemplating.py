@@ -54,7 +54,7 @@ def test_early_stop_fires_when_agents_agree_and_saves_tokens(engine):
 
 
 def test_synthesis_states_the_agreement(engine):
-    c = contemplate(engine, SPLIT, agents=4, early_stop=False)
+    c = contemplate(engine, SPLIT, agents=4, early_stop=False, aggregator="synthesis")
     k = c.extra["agreement"]["agents"]
     assert f"Agreement: {k} of 4 agents answered" in c.text
     assert c.extra["synthesis"]["text"]
@@ -62,6 +62,13 @@ def test_synthesis_states_the_agreement(engine):
     data = c.to_json()
     assert {"agents", "agreement", "usage", "timings", "early_stop"} <= set(data)
     assert len(data["agents"]) == 4 and data["agents"][0]["reasoning"]
+
+
+def test_default_aggregator_is_the_confidence_vote(engine):
+    c = contemplate(engine, SPLIT, agents=4, early_stop=False)
+    assert c.extra["aggregator"] == "confidence" and c.extra["synthesis"] is None
+    assert c.extra["final_answer"] == c.extra["votes"]["confidence"]
+    assert c.text.startswith(f"Final answer: {c.extra['final_answer']}")
 
 
 def test_agents_outside_range_and_empty_question(engine):

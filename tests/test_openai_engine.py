@@ -100,7 +100,7 @@ def test_unreachable_endpoint():
 
 
 def test_contemplating_over_http(remote):
-    c = create_mode("contemplating", ModeSettings(agents=3, budget=32, early_stop=False)).run(
+    c = create_mode("contemplating", ModeSettings(agents=3, budget=32, early_stop=False, aggregator="synthesis")).run(
         remote, [Message(role="user", content="What is 2 + 3?")])
     assert len(c.agents) == 3 and all(a.reasoning for a in c.agents)
     assert "Agreement:" in c.text and c.extra["synthesis"] is not None
