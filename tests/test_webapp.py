@@ -65,7 +65,8 @@ def test_chat_contemplate_reload(server, page, tmp_path):
     page.wait_for_function("document.querySelector('#send') && !document.querySelector('#send').disabled")
     last = page.locator(".msg.assistant").last
     assert "Agreement:" in last.inner_text()
-    assert "4 agents" in last.locator("summary").all_inner_texts()[-1]
+    # every agent launched is kept and viewable (early stop may leave the last one out)
+    assert last.locator("summary").all_inner_texts()[-1] in ("3 agents", "4 agents")
     page.screenshot(path=str(tmp_path / "contemplating.png"))
 
     # reload: the conversation is in the list and opens with both exchanges
