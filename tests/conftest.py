@@ -27,6 +27,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_for_http(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
+    """Wait until ``url`` answers 200; fail with the server's log if it exits or never does."""
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the server exited: {Path(log).read_text()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.time() > deadline:
+            raise RuntimeError(f"the server did not start in {timeout:.0f} s")
+        time.sleep(0.3)
+
+
 @pytest.fixture(scope="session")
 def engine():
     return create_engine(EngineSettings())
@@ -46,18 +62,7 @@ def llama_server(tmp_path_factory):
         )
     url = f"http://127.0.0.1:{port}/v1"
     try:
-        deadline = time.time() + 120
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"llama_cpp.server exited: {Path(log).read_text()[-2000:]}")
-            try:
-                if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("llama_cpp.server did not start in 120 s")
-            time.sleep(0.5)
+        wait_for_http(proc, f"{url}/models", log)
         yield url
     finally:
         proc.terminate()

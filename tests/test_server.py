@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import free_port
+from .conftest import free_port, wait_for_http
 
 
 class Server:
@@ -30,18 +29,7 @@ class Server:
         muse = Path(sys.executable).with_name("muse")
         self.proc = subprocess.Popen([str(muse), "serve", "--port", str(self.port), *args],
                                      env=env, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.time() + 90
-        while True:
-            if self.proc.poll() is not None:
-                raise RuntimeError((home / f"server-{self.port}.log").read_text())
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            if time.time() > deadline:
-                raise RuntimeError("muse serve did not start")
-            time.sleep(0.3)
+        wait_for_http(self.proc, f"{self.url}/health", home / f"server-{self.port}.log", timeout=90)
 
     def client(self, key: str = "none") -> openai.OpenAI:
         return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0, timeout=300)
