@@ -351,6 +351,14 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
+def _int_list(text: str, flag: str) -> list[int]:
+    """``"1,4,8"`` as ``[1, 4, 8]``; a clear error for anything else."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes whole numbers separated by commas, not {text!r}") from None
+
+
 @cli.group()
 def bench() -> None:
     """Benchmarks that print ratios measured side by side in one run."""
@@ -367,10 +375,7 @@ def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, **kw)
     """Prompt and decode tokens/s of the local engine, batched against one after another."""
     from .bench.engine import run_engine_bench
 
-    try:
-        counts = [int(x) for x in ns.split(",") if x.strip()]
-    except ValueError:
-        raise ConfigError(f"--ns takes whole numbers separated by commas, not {ns!r}") from None
+    counts = _int_list(ns, "--ns")
     settings = _engine_settings(kw)
     if settings.engine != "local":
         raise ConfigError("bench engine measures the local engine's batching; use --engine local")
@@ -403,10 +408,7 @@ def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_it
     """Contemplating's scaling ladder: accuracy, tokens and time at 1-16 agents."""
     from .bench.contemplate import run_contemplate_bench
 
-    try:
-        counts = tuple(sorted({int(x) for x in ladder.split(",") if x.strip()}))
-    except ValueError:
-        raise ConfigError(f"--ladder takes whole numbers separated by commas, not {ladder!r}") from None
+    counts = tuple(sorted(set(_int_list(ladder, "--ladder"))))
     if not counts or counts[0] < 1 or counts[-1] > 16:
         raise ConfigError("--ladder values must lie between 1 and 16")
     engine = _load_engine(_engine_settings(kw))
@@ -451,10 +453,7 @@ def bench_serve(levels: str, requests: int, max_tokens: int, out_path: str | Non
     """Server requests/s and p50/p95 latency, and its overhead against the engine called directly."""
     from .bench.serve import run_serve_bench
 
-    try:
-        counts = tuple(int(x) for x in levels.split(",") if x.strip())
-    except ValueError:
-        raise ConfigError(f"--levels takes whole numbers separated by commas, not {levels!r}") from None
+    counts = tuple(_int_list(levels, "--levels"))
     if not counts or min(counts) < 1:
         raise ConfigError("--levels must be at least 1")
     engine = _load_engine(_engine_settings(kw))

@@ -257,8 +257,7 @@ def _persist(store: Store, body: ChatCompletionBody, messages: list[Message], re
         title = " ".join(first.split())
         cid = store.create(title[:60] + ("…" if len(title) > 60 else ""))["id"]
     last_user = next(m for m in reversed(messages) if m.role == "user")
-    extra = {k: v for k, v in result.extra.items() if k not in ("prefilled_tokens", "cached_tokens")}
-    extra["timings"] = result.timings
+    extra = {**_public_extra(result), "timings": result.timings}
     store.add_messages(cid, [
         {"role": "user", "content": last_user.text()},
         {"role": "assistant", "content": result.text, "reasoning": result.reasoning, "mode": result.mode,
@@ -268,12 +267,17 @@ def _persist(store: Store, body: ChatCompletionBody, messages: list[Message], re
     return cid
 
 
+def _public_extra(result: Completion) -> dict[str, Any]:
+    """A result's extra fields less the engine's cache bookkeeping."""
+    return {k: v for k, v in result.extra.items() if k not in ("prefilled_tokens", "cached_tokens")}
+
+
 def _muse_field(result: Completion, conv_id: str | None) -> dict[str, Any]:
     out: dict[str, Any] = {"mode": result.mode, "engine_model": result.model, "conversation_id": conv_id,
                            "timings": result.timings}
     if result.agents:
         out["agents"] = [a.to_json() for a in result.agents]
-    out.update({k: v for k, v in result.extra.items() if k not in ("prefilled_tokens", "cached_tokens")})
+    out.update(_public_extra(result))
     return out
 
 
