@@ -400,11 +400,13 @@ def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, **kw)
 @click.option("--budget", type=click.IntRange(min=8), default=64, show_default=True, help="Tokens per agent.")
 @click.option("--timing-items", type=click.IntRange(min=1), default=12, show_default=True,
               help="Items on which batched and one-by-one agents are timed.")
+@click.option("--timing-repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timings per item and way; the best is kept.")
 @click.option("--out", "out_dir", default=None, help="Folder for the JSON and PNG (default: results/).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
 @handle_errors
 def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_items: int,
-                      out_dir: str | None, as_json: bool, **kw) -> None:
+                      timing_repeats: int, out_dir: str | None, as_json: bool, **kw) -> None:
     """Contemplating's scaling ladder: accuracy, tokens and time at 1-16 agents."""
     from .bench.contemplate import run_contemplate_bench
 
@@ -414,7 +416,7 @@ def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_it
     engine = _load_engine(_engine_settings(kw))
     report, path = run_contemplate_bench(
         engine, items=items, seed=seed, ladder=counts, budget=budget, timing_items=timing_items,
-        early_stop_agents=8 if 8 in counts else counts[-1], out_dir=out_dir,
+        timing_repeats=timing_repeats, early_stop_agents=8 if 8 in counts else counts[-1], out_dir=out_dir,
         progress=None if as_json else (lambda m: err.print(f"[dim]{m}[/]")),
     )
     if as_json:
