@@ -91,17 +91,17 @@ class Grounding(BaseModel):
         return self.model_dump(mode="json")
 
     def lines(self) -> list[str]:
-        """Human-readable result: the count, then one line per object (pixels when the size is known)."""
+        """For people: the count, then one line per object (in pixels when the size is known)."""
         w, h = self.image_size or (1, 1)
-        fmt = "{:.0f}" if self.image_size else "{:.3f}"
-        out = [f"{self.count} object{'' if self.count == 1 else 's'}"
-               + (f" ({self.convention})" if self.convention else "")]
-        for a in self.annotations:
-            xy = ", ".join(fmt.format(v * s) for v, s in zip(a.point, (w, h)))
-            box = "" if a.box is None else "  box " + ", ".join(
-                fmt.format(v * s) for v, s in zip(a.box, (w, h, w, h)))
-            out.append(f"{a.index:>3}. ({xy}){box}" + (f"  {a.label}" if a.label else ""))
-        return out
+        px = lambda vs: ", ".join(f"{v * s:.0f}" if self.image_size else f"{v:.3f}"  # noqa: E731
+                                  for v, s in zip(vs, (w, h, w, h)))
+        return [f"{_objects(self.count)}" + (f" ({self.convention})" if self.convention else "")] + [
+            f"{a.index:>3}. ({px(a.point)})" + (f"  box {px(a.box)}" if a.box else "")
+            + (f"  {a.label}" if a.label else "") for a in self.annotations]
+
+
+def _objects(n: int) -> str:
+    return f"{n} object{'' if n == 1 else 's'}"
 
 
 # -- resizing ----------------------------------------------------------------------------------
@@ -149,10 +149,8 @@ def _json_dicts(text: str) -> tuple[list[Any], int]:
             data = json.loads(chunk)
         except ValueError:
             continue
-        if isinstance(data, dict):
-            return [data], 0
-        if isinstance(data, list):
-            return data, 0
+        if isinstance(data, dict | list):
+            return [data] if isinstance(data, dict) else data, 0
     found, bad = [], 0
     for snippet in _FLAT_OBJECT.findall(text):
         try:
@@ -193,30 +191,23 @@ def parse_molmo(text: str) -> tuple[list[Raw], int]:
     for tag, attrs, inner in _MOLMO.findall(text):
         a = {k.lower(): v for k, v in _ATTR.findall(attrs)}
         label = a.get("alt") or (inner or "").strip()
-        if tag.lower() == "point":
-            if "x" in a and "y" in a:
-                items.append((label, [a["x"], a["y"]]))
-            else:
-                bad += 1
-            continue
         numbers = sorted({int(k[1:]) for k in a if re.fullmatch(r"[xy]\d+", k)})
-        for i in numbers:
-            if f"x{i}" in a and f"y{i}" in a:
-                items.append((label, [a[f"x{i}"], a[f"y{i}"]]))
+        keys = [("x", "y")] if tag.lower() == "point" or not numbers else [(f"x{i}", f"y{i}") for i in numbers]
+        for kx, ky in keys:
+            if kx in a and ky in a:
+                items.append((label, [a[kx], a[ky]]))
             else:
                 bad += 1
-        bad += not numbers
     return items, bad
 
 
 def parse_qwen2_tokens(text: str) -> tuple[list[Raw], int]:
     """Qwen2-VL's box tokens; each box takes the label of the object reference just before it."""
     items: list[Raw] = []
-    bad = 0
+    bad, start = 0, 0
     boxes = list(_BOX_TOKENS.finditer(text))
     if not boxes:  # special tokens stripped by the server: "label(x1,y1),(x2,y2)"
         return [(m.group(1).strip(" \t,;:-*\"'"), list(m.groups()[1:])) for m in _BARE_BOX.finditer(text)], 0
-    start = 0
     for m in boxes:
         refs = _REF_TOKENS.findall(text, start, m.start())
         numbers = re.findall(_NUM, m.group(1))
@@ -261,19 +252,22 @@ def detect(text: str, hint: str | None = None) -> Convention | None:
     return "qwen2-vl" if _BARE_BOX.search(text) else None
 
 
+def _check(convention: str) -> None:
+    if convention != "auto" and convention not in CONVENTIONS:
+        raise ConfigError(f"unknown grounding convention {convention!r} (choose from auto, {', '.join(CONVENTIONS)})")
+
+
 def _number(v: Any) -> float | None:
     try:
-        x = float(v)
+        return x if math.isfinite(x := float(v)) else None
     except (TypeError, ValueError):
         return None
-    return x if math.isfinite(x) else None
 
 
 def _unit(v: Any, scale: float) -> float | None:
+    """``v / scale`` clamped to [0, 1]; None when not a number or further than ``SLACK`` outside."""
     x = _number(v)
-    if x is None or not -SLACK <= x / scale <= 1 + SLACK:
-        return None
-    return min(1.0, max(0.0, x / scale))
+    return None if x is None or not -SLACK <= x / scale <= 1 + SLACK else min(1.0, max(0.0, x / scale))
 
 
 def parse(text: str, convention: str = "auto", *, image_size: tuple[int, int] | None = None,
@@ -285,8 +279,7 @@ def parse(text: str, convention: str = "auto", *, image_size: tuple[int, int] | 
     ``convention``: one of ``CONVENTIONS`` to force it, or ``"auto"`` (see ``detect``).
     ``image_size``: (width, height) of the original image. Qwen2.5-VL pixels need the size of the
     resized input: ``input_size`` if given, else ``smart_resize(*image_size, min_pixels=…, max_pixels=…)``."""
-    if convention != "auto" and convention not in CONVENTIONS:
-        raise ConfigError(f"unknown grounding convention {convention!r} (choose from auto, {', '.join(CONVENTIONS)})")
+    _check(convention)
     conv = detect(text, hint) if convention == "auto" else convention
     if conv is None:
         return Grounding(image_size=image_size, raw=text)
@@ -305,14 +298,10 @@ def parse(text: str, convention: str = "auto", *, image_size: tuple[int, int] | 
         if None in units:
             dropped += 1
             continue
-        box = None
-        if len(units) == 4:
-            x1, x2 = sorted(units[0::2])
-            y1, y2 = sorted(units[1::2])
-            point = ((x1 + x2) / 2, (y1 + y2) / 2)
-            box = (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
-        else:
-            point = (units[0], units[1])
+        xs, ys = sorted(units[0::2]), sorted(units[1::2])  # a point: one x, one y
+        x1, y1, x2, y2 = xs[0], ys[0], xs[-1], ys[-1]
+        point = ((x1 + x2) / 2, (y1 + y2) / 2)
+        box = (x1, y1, x2, y2) if x1 < x2 and y1 < y2 else None
         if any(math.hypot((point[0] - k.point[0]) * w, (point[1] - k.point[1]) * h) < dedup * max(w, h)
                for k in kept):
             duplicates += 1
@@ -340,17 +329,14 @@ def image_part(image: ImageInput) -> tuple[dict[str, Any], tuple[int, int]]:
 
     ``image``: a file path, encoded bytes, a PIL image, a ``data:`` URL, or an ``image_url`` part
     (returned unchanged). Files and bytes are sent as they are; a PIL image is sent as PNG."""
+    if isinstance(image, str) and image.startswith("data:"):
+        image = {"type": "image_url", "image_url": {"url": image}}
     if isinstance(image, dict):
         return image, _load(image).size
-    if isinstance(image, str) and image.startswith("data:"):
-        return {"type": "image_url", "image_url": {"url": image}}, _load(image).size
-    if isinstance(image, Image.Image):
-        data, mime = to_png(image), "image/png"
-    else:
-        data = _read(image)
-        mime = Image.MIME.get(_open(data).format or "", "image/png")
-    url = f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-    return {"type": "image_url", "image_url": {"url": url}}, _open(data).size
+    data = to_png(image) if isinstance(image, Image.Image) else _bytes(image)
+    img = _open(data)
+    url = f"data:{Image.MIME.get(img.format or '', 'image/png')};base64,{base64.b64encode(data).decode('ascii')}"
+    return {"type": "image_url", "image_url": {"url": url}}, img.size
 
 
 def ground(engine: Engine, image: ImageInput, question: str, *, convention: str = "auto",
@@ -363,8 +349,7 @@ def ground(engine: Engine, image: ImageInput, question: str, *, convention: str 
     forced. ``min_pixels``/``max_pixels``: the server's Qwen2.5-VL resize bounds."""
     if not question.strip():
         raise ConfigError("the question is empty")
-    if convention != "auto" and convention not in CONVENTIONS:
-        raise ConfigError(f"unknown grounding convention {convention!r} (choose from auto, {', '.join(CONVENTIONS)})")
+    _check(convention)
     part, size = image_part(image)
     asked = convention if convention != "auto" else (
         convention_for_model(engine.model) or prompts.load("grounding")["default"])
@@ -391,13 +376,10 @@ def render(image: ImageInput, grounding: Grounding, out_path: str | Path | None 
     """The image with a rectangle per box, a numbered disc per point and a legend "N objects";
     written as PNG to ``out_path`` when given. The input is not modified."""
     img = _load(image).convert("RGB")
-    w, h = img.size
-    r = marker_radius(img.size)
-    draw = ImageDraw.Draw(img)
+    (w, h), r, draw = img.size, marker_radius(img.size), ImageDraw.Draw(img)
     for a in grounding.annotations:
         if a.box is not None:
-            x1, y1, x2, y2 = a.box
-            draw.rectangle((x1 * (w - 1), y1 * (h - 1), x2 * (w - 1), y2 * (h - 1)),
+            draw.rectangle([v * (s - 1) for v, s in zip(a.box, (w, h, w, h))],
                            outline=PALETTE[(a.index - 1) % len(PALETTE)], width=max(2, r // 4))
     for a in grounding.annotations:
         cx, cy = a.point[0] * (w - 1), a.point[1] * (h - 1)
@@ -406,8 +388,7 @@ def render(image: ImageInput, grounding: Grounding, out_path: str | Path | None 
         digits = len(str(a.index))
         draw.text((cx, cy), str(a.index), fill=(255, 255, 255), anchor="mm",
                   font=_font(round(r * (1.3 if digits == 1 else 2.4 / digits))))
-    legend = f"{grounding.count} object{'' if grounding.count == 1 else 's'}"
-    font = _font(round(r * 1.4))
+    legend, font = _objects(grounding.count), _font(round(r * 1.4))
     left, top, right, bottom = draw.textbbox((r, r), legend, font=font)
     pad = max(3, r // 3)
     draw.rectangle((left - pad, top - pad, right + pad, bottom + pad), fill=(0, 0, 0))
@@ -433,19 +414,17 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
 
 def _load(image: ImageInput) -> Image.Image:
     """A PIL image (a copy) from any ``ImageInput``."""
-    if isinstance(image, Image.Image):
-        return image.copy()
-    if isinstance(image, dict):
-        part = image.get("image_url") if image.get("type") == "image_url" else None
-        url = part.get("url", "") if isinstance(part, dict) else ""
-        return _open(_decode_data_url(url))
-    return _open(_read(image))
+    return image.copy() if isinstance(image, Image.Image) else _open(_bytes(image))
 
 
-def _read(image: str | Path | bytes) -> bytes:
+def _bytes(image: str | Path | bytes | dict) -> bytes:
+    """The encoded image: of a file, a base64 ``data:`` URL or an ``image_url`` part carrying one."""
     if isinstance(image, bytes):
         return image
-    if isinstance(image, str) and image.startswith("data:"):
+    if isinstance(image, dict):
+        part = image.get("image_url") if image.get("type") == "image_url" else None
+        image = part.get("url", "") if isinstance(part, dict) else ""
+    if isinstance(image, str) and (image.startswith("data:") or "://" in image or not image):
         return _decode_data_url(image)
     path = Path(image)
     if not path.is_file():
