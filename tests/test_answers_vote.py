@@ -61,16 +61,28 @@ def test_tail_confidence():
 
 
 def test_settled_rules():
-    assert settled(["4", "4", "4"], remaining=5, threshold=1.0, min_agents=3)  # unanimous wave
-    assert not settled(["4", "4", "5"], remaining=5, threshold=1.0, min_agents=3)
-    assert settled(["4", "4", "4", "4", "5", "6"], remaining=2, threshold=1.0, min_agents=3)  # 4 > 1 + 2
-    assert not settled(["4", "4"], remaining=6, threshold=1.0, min_agents=3)  # too few yet
+    kw = {"min_confidence": 0.5, "max_weight": 0.7}
+    # with confidences: two confident agents that agree settle it; a hesitant one does not
+    assert settled(["4", "4"], [0.8, 0.6], remaining=6, **kw)
+    assert not settled(["4", "4"], [0.8, 0.4], remaining=6, **kw)
+    assert not settled(["4", "5"], [0.9, 0.9], remaining=6, **kw)
+    # a weighted lead of 0.9+0.8+0.8-0.3 = 2.2 > 3 * 0.7 = 2.1 with three left; not with four
+    assert settled(["4", "4", "4", "5"], [0.9, 0.8, 0.8, 0.3], remaining=3, **kw)
+    assert not settled(["4", "4", "4", "5"], [0.9, 0.8, 0.8, 0.3], remaining=4, **kw)
+    # without confidences: unanimity needs three agents, a lead must be out of reach of all the rest
+    assert not settled(["4", "4"], None, remaining=6, **kw)
+    assert settled(["4", "4", "4"], None, remaining=5, **kw)
+    assert settled(["4", "4", "4", "4", "5", "6"], None, remaining=2, **kw)  # 4 - 1 > 2
+    assert not settled(["4", "4", "4", "5"], [None] * 4, remaining=2, **kw)  # 3 - 1 = 2, not more
+    assert not settled([None, None], [0.9, 0.9], remaining=6, **kw)
 
 
 def test_waves():
-    assert waves(8, True) == [3, 3, 2]
-    assert waves(16, True) == [6, 5, 5]
-    assert waves(4, True) == [3, 1]
+    assert waves(8, True) == [2, 2, 2, 2]
+    assert waves(16, True) == [2, 2, 2, 2, 4, 4]
+    assert waves(4, True) == [2, 2]
+    assert waves(3, True) == [2, 1]
+    assert waves(12, True) == [2, 2, 2, 2, 4]
     assert waves(2, True) == [2] and waves(1, True) == [1]
     assert waves(8, False) == [8]
 

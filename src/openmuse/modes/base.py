@@ -34,9 +34,11 @@ class ModeSettings(BaseModel):
     # What decides Contemplating's final answer. The confidence-weighted vote measured best on
     # the embedded model (docs/bench); "synthesis" lets the synthesizer write it.
     aggregator: Literal["synthesis", "confidence", "majority"] = "confidence"
-    # Early stop after a later wave when the leading answer holds this share of the launched
-    # agents (the first wave must be unanimous).
-    agree_threshold: float = Field(default=0.66, gt=0.5, le=1.0)
+    # Early stop (see contemplating.vote.settled): the least confidence of each agent in a
+    # unanimous wave, and the weight the remaining agents are each assumed to carry against a
+    # lead. Chosen on generated problems of seed 11 (bench/contemplate.py measures seed 0).
+    settle_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
+    settle_weight: float = Field(default=0.7, gt=0.0, le=1.0)
 
 
 class Mode(ABC):

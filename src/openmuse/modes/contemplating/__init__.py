@@ -3,10 +3,11 @@
 - Agents (``agents.py``): distinct approaches from ``prompts/contemplating.yaml``, greedy; all
   of a wave go to the engine in ONE ``generate_many`` call (one multi-sequence llama.cpp batch
   on the local engine, concurrent requests on HTTP engines).
-- Early stop (on by default): agents are launched in waves; once the launched agents' answers
-  are settled (``vote.settled``: the first wave unanimous, or a later lead of at least
-  ``agree_threshold``, or a lead the rest could not overturn), the rest are never launched and
-  the synthesizer is not needed. The result reports the tokens saved against running all N.
+- Early stop (on by default): agents are launched in waves of two (four past the eighth);
+  once the launched agents' answers are settled (``vote.settled``: unanimous and each
+  confident, or a confidence-weighted lead the rest could not plausibly overturn), the rest
+  are never launched and the synthesizer is not needed. The result reports the tokens saved
+  against running all N.
 - Aggregation (``vote.py``, ``synthesis.py``): majority vote, confidence-weighted vote (tail
   log-probabilities), and a synthesizer that states the agreement and cannot overrule a clear
   majority. ``aggregator`` picks which decides the final answer; all three are reported.
@@ -28,17 +29,15 @@ from .vote import VoteResult, settled, vote
 
 
 def waves(n: int, early_stop: bool) -> list[int]:
-    """Wave sizes: all at once without early stop; else about 3/8 of N first (at least 3),
-    then half of the rest, then the rest."""
+    """Wave sizes: all at once without early stop; else waves of two agents up to the eighth,
+    then waves of four (8 agents: 2, 2, 2, 2; 16: 2, 2, 2, 2, 4, 4)."""
     if not early_stop or n <= 2:
         return [n]
-    first = min(n, max(3, math.ceil(n * 3 / 8)))
-    sizes, left = [first], n - first
-    if left > 2:
-        sizes.append(math.ceil(left / 2))
-        left -= sizes[-1]
-    if left:
-        sizes.append(left)
+    sizes, launched = [], 0
+    while launched < n:
+        size = min(2 if launched < 8 else 4, n - launched)
+        sizes.append(size)
+        launched += size
     return sizes
 
 
@@ -156,9 +155,9 @@ class ContemplatingMode(Mode):
             remaining = s.agents - start
             if not remaining:
                 break
-            threshold = 1.0 if w == 1 else s.agree_threshold
             for q in list(live):
-                if settled([t.text or None for t in traces[q]], remaining, threshold, 3):
+                if settled([t.text or None for t in traces[q]], [t.extra["confidence"] for t in traces[q]],
+                           remaining, s.settle_confidence, s.settle_weight):
                     live.remove(q)
                     skipped[q] = remaining
                     if on_event:

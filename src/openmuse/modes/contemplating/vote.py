@@ -61,17 +61,29 @@ def vote(answers: Sequence[str | None], weights: Sequence[float | None] | None =
     return VoteResult(winner, votes, counts, sum(counts.values()), len(answers), tie)
 
 
-def settled(answers: Sequence[str | None], remaining: int, threshold: float, min_agents: int) -> bool:
+def settled(
+    answers: Sequence[str | None],
+    weights: Sequence[float | None] | None,
+    remaining: int,
+    min_confidence: float,
+    max_weight: float,
+) -> bool:
     """Whether launching the remaining agents can no longer matter (early stop).
 
-    Settled when the leader is ahead by more than the remaining agents could ever make up
-    (the majority vote cannot change), or when at least ``min_agents`` have answered and the
-    leader holds at least ``threshold`` of all launched agents."""
-    r = vote(answers)
+    With confidences (``weights``), settled when
+    - every launched agent (at least two) gave the same answer, each with confidence at least
+      ``min_confidence``; or
+    - the confidence-weighted leader is ahead of the runner-up by more than the remaining
+      agents could add if each weighed ``max_weight`` (a high confidence: 0.7 is about the
+      85th percentile of the embedded model's traces).
+    Without confidences every vote weighs 1, unanimity needs at least three agents, and a lead
+    must be one the remaining agents could not overturn even all together."""
+    has_conf = weights is not None and any(w is not None for w in weights)
+    r = vote(answers, weights if has_conf else None)
     if r.winner is None:
         return False
-    others = [c for a, c in r.counts.items() if a != r.winner]
-    runner_up = max(others, default=0)
-    if r.agreement > runner_up + remaining:
-        return True
-    return len(answers) >= min_agents and r.agreement >= threshold * len(answers)
+    if r.agreement == len(answers) and len(answers) >= (2 if has_conf else 3):
+        if not has_conf or min((w or 0.0) for w in weights) >= min_confidence:  # type: ignore[union-attr]
+            return True
+    runner_up = max((v for a, v in r.votes.items() if a != r.winner), default=0.0)
+    return r.votes[r.winner] - runner_up > remaining * (max_weight if has_conf else 1.0)
