@@ -114,6 +114,9 @@ def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
+BAD = ["truncated.png", "empty.png", "bomb.png", "sound.png", "picture.wav", "hours.wav", "noise.mp4"]
+
+
 def bad_corpus(tmp: Path) -> dict[str, tuple[str, Path, str]]:
     """name -> (flag, file, words the error must contain). Each file is bad in one way."""
     good_png = sign(None, "STOP")
