@@ -190,7 +190,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
                            code="conversation_not_found", param="muse.conversation_id")
         eng = await run_in_threadpool(get_engine)
         # every media part is checked and prepared before the mode runs or anything is stored
-        prepared = await run_in_threadpool(prepare_media, messages, eng.capabilities, config.media)
+        prepared = await run_in_threadpool(prepare_media, messages, eng.capabilities, config.media,
+                                           body.media_names())
         media = prepared.report()
         if body.stream:
             return StreamingResponse(

@@ -282,6 +282,7 @@ async function send(text, files) {
     messages: state.history, muse: { conversation_id: state.current },
   };
   if (mode === "contemplating") body.muse.agents = agents;
+  if (files.length) body.muse.media_names = files.map((f) => f.name);
   setStatus(mode === "instant" ? "answering…" : mode + "…");
   let final = "";
   const res = await api("/v1/chat/completions", { method: "POST", body: JSON.stringify(body) });
