@@ -27,8 +27,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engines import Engine, EngineSettings, create_engine
-from ..media import MediaSettings, prepare_media
 from ..errors import ConfigError, ContextOverflow, EngineUnavailable, ModelNotFound, MuseError
+from ..media import MediaSettings, prepare_media
 from ..modes import ModeSettings, create_mode
 from ..modes.base import has_media
 from ..types import Completion, Delta, Message
