@@ -95,3 +95,15 @@ def test_video_to_an_image_only_engine_is_frames_and_transcript(files, endpoint)
     assert "transcript" in texts and "France" in texts
     (part,) = json.loads(r.stdout)["media"]["parts"]
     assert part["via"] == "frames+asr" and [f["t"] for f in part["frames"]] == [0.0, 1.0, 2.0]
+
+
+def test_video_to_an_image_and_audio_engine_keeps_its_audio_track(files, endpoint):
+    engine = create_engine(EngineSettings(engine="openai", base_url=endpoint.url, modalities="image,audio"))
+    part = {"type": "video_url", "video_url": {"url": f"data:video/mp4;base64,{_b64(files / 'clip.mp4')}"}}
+    prepared = prepare_media([Message(role="user", content=[{"type": "text", "text": "What happens?"}, part])],
+                             engine.capabilities, MediaSettings())
+    content = prepared.messages[0].content
+    assert [c["type"] for c in content].count("image_url") == 3
+    (track,) = [c for c in content if c["type"] == "input_audio"]
+    assert track["input_audio"]["format"] == "wav" and base64.b64decode(track["input_audio"]["data"])[:4] == b"RIFF"
+    assert prepared.report()["parts"][0]["via"] == "frames+audio"

@@ -306,7 +306,8 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
 def _seen(p: dict) -> str:
     return {"native": "sent as it is", "ocr": "text read by OCR", "asr": "transcribed",
             "frames+asr": "sent as frames + transcript", "frames-ocr+asr": "frames read by OCR + transcript",
-            }.get(p["via"], p["via"])
+            "frames+audio": "sent as frames + audio track",
+            "frames-ocr+audio": "frames read by OCR + audio track"}.get(p["via"], p["via"])
 
 
 @cli.command()

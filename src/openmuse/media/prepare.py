@@ -6,7 +6,8 @@ rewrites the messages for the engine:
 
 - a part whose modality the engine declares goes unchanged;
 - a video, to an engine that takes images but not video, becomes its sampled frames (image
-  parts, each after a label with its timestamp) plus the transcript of its audio track;
+  parts, each after a label with its timestamp) plus its audio track (as a 16 kHz WAV
+  ``input_audio`` part to an engine that takes audio, else as its transcript);
 - anything else becomes labelled text: OCR and facts for images, a transcript for audio, OCR
   of the sampled frames and a transcript for video.
 
@@ -15,9 +16,11 @@ The report (``Completion.extra["media"]``, ``--json``) lists every part and how 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import time
+import wave
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -71,8 +74,10 @@ def prepare_media(messages: Sequence[Message], capabilities: Capabilities, setti
             replace[mp.where] = [_text(_audio_text(ck, labels, entry))]
             entry.update(seen="fallback", via="asr")
         else:
-            replace[mp.where] = _video_parts(ck, labels, entry, settings, frames_native="image" in native)
-            entry.update(seen="fallback", via="frames+asr" if "image" in native else "frames-ocr+asr")
+            replace[mp.where] = _video_parts(ck, labels, entry, settings, frames_native="image" in native,
+                                             audio_native="audio" in native)
+            entry.update(seen="fallback", via=("frames" if "image" in native else "frames-ocr")
+                         + ("+audio" if "audio" in native else "+asr"))
         entry["seconds"] = round(time.perf_counter() - t0, 3)
         report.append(entry)
     out: list[Message] = []
@@ -135,7 +140,8 @@ def _audio_text(ck: Checked, labels: dict, entry: dict) -> str:
     return entry["text"]
 
 
-def _video_parts(ck: Checked, labels: dict, entry: dict, s: MediaSettings, frames_native: bool) -> list[dict]:
+def _video_parts(ck: Checked, labels: dict, entry: dict, s: MediaSettings, frames_native: bool,
+                 audio_native: bool) -> list[dict]:
     n = ck.part.index
     frames = video.frames(ck, s)
     rate = len(frames) / ck.duration_s if ck.duration_s else s.frame_rate
@@ -163,6 +169,11 @@ def _video_parts(ck: Checked, labels: dict, entry: dict, s: MediaSettings, frame
     samples = video.audio_track(ck, s)
     if samples is None:
         tail = labels["video_no_audio"].format(n=n)
+    elif audio_native:  # the track itself, as 16 kHz mono WAV
+        parts += [_text(labels["video_audio"].format(n=n)), {"type": "input_audio", "input_audio": {
+            "data": base64.b64encode(_wav(samples)).decode("ascii"), "format": "wav"}}]
+        entry["text"] = "\n".join([*texts, labels["video_audio"].format(n=n)])
+        return parts
     else:
         segments = audio.transcribe(samples)
         entry["transcript"] = [{"start": round(x.start, 2), "end": round(x.end, 2), "text": x.text}
@@ -173,3 +184,13 @@ def _video_parts(ck: Checked, labels: dict, entry: dict, s: MediaSettings, frame
     texts.append(tail)
     entry["text"] = "\n".join(texts)
     return parts
+
+
+def _wav(samples) -> bytes:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((samples.clip(-1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
