@@ -58,10 +58,55 @@ def engine_options(f: Callable) -> Callable:
         click.option("--reasoning", envvar="MUSE_REASONING", type=click.Choice(["auto", "native", "prompted"]),
                      default="auto", show_default=True,
                      help="Whether the model reasons natively in <think> (auto: from its chat template)."),
+        click.option("--modalities", envvar="MUSE_MODALITIES", default="text", show_default=True,
+                     help="openai: what the served model takes, from text,image,audio,video (it cannot be "
+                          "probed); other parts go through the offline fallbacks."),
     ]
     for opt in reversed(opts):
         f = opt(f)
     return f
+
+
+def media_limit_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--max-media-mb", envvar="MUSE_MAX_MEDIA_MB", type=click.FloatRange(min=0.001),
+                     default=20.0, show_default=True, help="Largest media part (decoded), in MB."),
+        click.option("--max-megapixels", envvar="MUSE_MAX_MEGAPIXELS", type=click.FloatRange(min=0.001),
+                     default=40.0, show_default=True, help="Largest image or video frame, from its header."),
+        click.option("--max-duration", "max_duration_s", envvar="MUSE_MAX_DURATION",
+                     type=click.FloatRange(min=0.1), default=600.0, show_default=True,
+                     help="Longest audio or video, in seconds, from its header."),
+        click.option("--frame-rate", envvar="MUSE_FRAME_RATE", type=click.FloatRange(0.01, 30), default=1.0,
+                     show_default=True, help="Video frames sampled per second for engines without video."),
+        click.option("--max-frames", envvar="MUSE_MAX_FRAMES", type=click.IntRange(1, 256), default=16,
+                     show_default=True, help="Most frames sampled from one video (spread over it)."),
+        click.option("--fetch-urls/--no-fetch-urls", envvar="MUSE_FETCH_URLS", default=True, show_default=True,
+                     help="Fetch http(s) media URLs when a fallback needs their bytes."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def media_input_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--image", "images", envvar="MUSE_IMAGE", multiple=True, metavar="PATH|URL",
+                     help="An image to ask about (repeatable)."),
+        click.option("--audio", "audios", envvar="MUSE_AUDIO", multiple=True, metavar="PATH|URL",
+                     help="An audio file: wav, mp3, ogg, flac (repeatable)."),
+        click.option("--video", "videos", envvar="MUSE_VIDEO", multiple=True, metavar="PATH|URL",
+                     help="A video: mp4, webm, mov, mkv (repeatable)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _media_settings(kw: dict):
+    from .media import MediaSettings
+
+    keys = ("max_media_mb", "max_megapixels", "max_duration_s", "frame_rate", "max_frames", "fetch_urls")
+    return MediaSettings(**{k: kw.pop(k) for k in keys})
 
 
 def mode_options(f: Callable) -> Callable:
@@ -92,7 +137,8 @@ def mode_options(f: Callable) -> Callable:
 
 
 def _engine_settings(kw: dict) -> EngineSettings:
-    return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads", "prefill", "reasoning")})
+    return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads", "prefill", "reasoning",
+                                            "modalities")})
 
 
 def _mode_settings(kw: dict) -> ModeSettings:
@@ -149,9 +195,12 @@ class Printer:
         out.print()
 
 
-def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bool) -> Completion:
+def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bool,
+         media: dict | None = None) -> Completion:
     if as_json:
         result = mode.run(engine, messages)
+        if media:
+            result.extra["media"] = media
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return result
     if mode.name == "contemplating" and mode.settings.agents > 1:
@@ -162,6 +211,8 @@ def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bo
             result = mode.run(engine, messages, on_event=lanes)
         finally:
             lanes.stop()
+        if media:
+            result.extra["media"] = media
         out.print()
         if show_thinking:
             for a in result.agents:
@@ -183,6 +234,8 @@ def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bo
         result = mode.run(engine, messages, on_event=printer)
     finally:
         printer.finish()
+    if media:
+        result.extra["media"] = media
     return result
 
 
@@ -214,18 +267,47 @@ def cli() -> None:
 @click.argument("question", nargs=-1)
 @engine_options
 @mode_options
+@media_input_options
+@media_limit_options
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print one JSON object.")
 @handle_errors
-def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str, **kw) -> None:
-    """Answer QUESTION (the default command)."""
+def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str,
+        images: tuple[str, ...], audios: tuple[str, ...], videos: tuple[str, ...], **kw) -> None:
+    """Answer QUESTION (the default command), about --image, --audio and --video files if given."""
+    from .media import parts_from_files, prepare_media
+
     text = " ".join(question).strip()
     if text == "-":
         text = sys.stdin.read().strip()
-    messages = [Message(role="user", content=text)]
+    media_settings = _media_settings(kw)
+    files = [*parts_from_files("image", list(images), media_settings),
+             *parts_from_files("audio", list(audios), media_settings),
+             *parts_from_files("video", list(videos), media_settings)]
+    if files:  # the question first, then the media (as OpenAI's examples order them)
+        lead = [{"type": "text", "text": text}] if text else []
+        messages = [Message(role="user", content=[*lead, *(p for p, _ in files)])]
+        names = {(0, len(lead) + i): name for i, (_, name) in enumerate(files)}
+    else:
+        messages, names = [Message(role="user", content=text)], {}
     check_messages(messages)
     m = create_mode(mode, _mode_settings(kw))
     engine = _load_engine(_engine_settings(kw))
-    _ask(engine, m, messages, as_json, show_thinking)
+    media = None
+    if files:
+        with err.status("Checking and preparing media…", spinner="dots"):
+            prepared = prepare_media(messages, engine.capabilities, media_settings, names)
+        messages, media = prepared.messages, prepared.report()
+        if not as_json:
+            for p in media["parts"]:
+                err.print(f"[dim]{p['part']} ({p['name']}): {_seen(p)}[/]", markup=True, highlight=False)
+    _ask(engine, m, messages, as_json, show_thinking, media)
+
+
+def _seen(p: dict) -> str:
+    return {"native": "sent as it is", "ocr": "text read by OCR", "asr": "transcribed",
+            "frames+asr": "sent as frames + transcript", "frames-ocr+asr": "frames read by OCR + transcript",
+            "frames+audio": "sent as frames + audio track",
+            "frames-ocr+audio": "frames read by OCR + audio track"}.get(p["via"], p["via"])
 
 
 @cli.command()
@@ -325,7 +407,8 @@ def _default_database_url() -> str:
 @click.option("--allow-remote", envvar="MUSE_ALLOW_REMOTE", is_flag=True,
               help="Bind to a non-loopback address without API keys.")
 @click.option("--max-body-mb", envvar="MUSE_MAX_BODY_MB", type=click.FloatRange(min=0.001), default=8.0,
-              show_default=True, help="Largest request body accepted.")
+              show_default=True, help="Largest request body accepted (media parts travel in it as base64).")
+@media_limit_options
 @handle_errors
 def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, ...], allow_remote: bool,
           max_body_mb: float, **kw) -> None:
@@ -344,7 +427,8 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
     if not keys and not loopback and not allow_remote:
         raise ConfigError(f"refusing to serve {host} without API keys: pass --server-key KEY, or --allow-remote")
     config = ServerConfig(engine=_engine_settings(kw), database_url=database_url or _default_database_url(),
-                          api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024))
+                          api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024),
+                          media=_media_settings(kw))
     app = create_app(config, engine=_load_engine(config.engine))
     err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {config.database_url}  ·  "
               f"{'API keys required' if keys else 'no API keys'}")
@@ -486,10 +570,10 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except click.ClickException as e:
-        err.print(f"[red]error:[/] {e.format_message()}", markup=True)
+        err.print(f"[red]error:[/] {e.format_message()}", markup=True, soft_wrap=True)
         sys.exit(2)
     except MuseError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, never wrapped
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -26,3 +26,9 @@ class EngineUnavailable(MuseError):
 
 class ContextOverflow(MuseError):
     code = "context_length_exceeded"
+
+
+class MediaError(ConfigError):
+    """A media part that cannot be used: its message names the part (``image 1 (sign.png): …``)."""
+
+    code = "invalid_media"

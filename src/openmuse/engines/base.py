@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..types import Capabilities, ChatRequest, Completion, Delta
 
@@ -39,6 +39,16 @@ class EngineSettings(BaseModel):
     # Whether the endpoint continues a final assistant message ("auto": assume yes for openai).
     prefill: Literal["auto", "yes", "no"] = "auto"
     reasoning: Literal["auto", "native", "prompted"] = "auto"
+    # openai: the input modalities the served model takes (it cannot be probed); text always.
+    modalities: tuple[Literal["text", "image", "audio", "video"], ...] = ("text",)
+
+    @field_validator("modalities", mode="before")
+    @classmethod
+    def _coerce_modalities(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [x.strip().lower() for x in v.split(",") if x.strip()]
+        v = tuple(dict.fromkeys(["text", *v]))
+        return v
 
 
 class Engine(ABC):

@@ -58,7 +58,7 @@ class OpenAIEngine(Engine):
     @property
     def capabilities(self) -> Capabilities:
         return Capabilities(
-            input_modalities=("text",),
+            input_modalities=self.settings.modalities,
             logprobs=True,
             parallel_sequences=64,
             assistant_prefill=self.settings.prefill != "no",

@@ -58,8 +58,13 @@ class Mode(ABC):
 
 
 def check_messages(messages: Sequence[Message]) -> None:
-    if not messages or not any(m.role == "user" and m.text().strip() for m in messages):
+    """A user message with text or a media part (an image alone is a question too)."""
+    if not messages or not any(m.role == "user" and (m.text().strip() or has_media(m)) for m in messages):
         raise ConfigError("the question is empty")
+
+
+def has_media(m: Message) -> bool:
+    return not isinstance(m.content, str) and any(p.get("type") != "text" for p in m.content)
 
 
 def with_system(messages: Sequence[Message], system: str | None) -> list[Message]:

@@ -28,7 +28,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..engines import Engine, EngineSettings, create_engine
 from ..errors import ConfigError, ContextOverflow, EngineUnavailable, ModelNotFound, MuseError
+from ..media import MediaSettings, prepare_media
 from ..modes import ModeSettings, create_mode
+from ..modes.base import has_media
 from ..types import Completion, Delta, Message
 from .schemas import ChatCompletionBody, RenameBody, model_list
 from .store import Store
@@ -44,6 +46,7 @@ class ServerConfig:
     api_keys: tuple[str, ...] = ()
     max_body_bytes: int = 8 * 1024 * 1024
     defaults: ModeSettings = field(default_factory=ModeSettings)
+    media: MediaSettings = field(default_factory=MediaSettings)
 
 
 class APIError(Exception):
@@ -180,18 +183,22 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
                            "invalid_request_error", "model_not_found", "model")
         mode = create_mode(mode_name, _mode_settings(config.defaults, body))
         messages = list(body.messages)
-        if not any(m.role == "user" and m.text().strip() for m in messages):
-            raise APIError(400, "the conversation has no user message with text", param="messages")
+        if not any(m.role == "user" and (m.text().strip() or has_media(m)) for m in messages):
+            raise APIError(400, "the conversation has no user message with text or media", param="messages")
         if body.muse.conversation_id and not await run_in_threadpool(store.exists, body.muse.conversation_id):
             raise APIError(404, f"no conversation '{body.muse.conversation_id}'",
                            code="conversation_not_found", param="muse.conversation_id")
         eng = await run_in_threadpool(get_engine)
+        # every media part is checked and prepared before the mode runs or anything is stored
+        prepared = await run_in_threadpool(prepare_media, messages, eng.capabilities, config.media,
+                                           body.media_names())
+        media = prepared.report()
         if body.stream:
             return StreamingResponse(
-                _stream(eng, mode, messages, body, store),
+                _stream(eng, mode, messages, prepared.messages, media, body, store),
                 media_type="text/event-stream", headers={"cache-control": "no-cache"},
             )
-        result = await run_in_threadpool(mode.run, eng, messages)
+        result = await run_in_threadpool(_run, mode, eng, prepared.messages, media)
         conv_id = await run_in_threadpool(_persist, store, body, messages, result)
         return _response(body, result, conv_id)
 
@@ -246,6 +253,13 @@ def _mode_settings(defaults: ModeSettings, body: ChatCompletionBody) -> ModeSett
     return ModeSettings(**{**defaults.model_dump(), **update})
 
 
+def _run(mode, engine, messages: list[Message], media: dict | None, on_event=None) -> Completion:
+    result = mode.run(engine, messages, on_event)
+    if media:
+        result.extra["media"] = media
+    return result
+
+
 def _persist(store: Store, body: ChatCompletionBody, messages: list[Message], result: Completion) -> str | None:
     """Store the exchange (the last user message and the answer) once the answer exists, in
     the given conversation or a new one titled after the first question. Returns its id."""
@@ -253,18 +267,35 @@ def _persist(store: Store, body: ChatCompletionBody, messages: list[Message], re
         return None
     cid = body.muse.conversation_id
     if cid is None:
-        first = next(m.text() for m in messages if m.role == "user" and m.text().strip())
-        title = " ".join(first.split())
+        first = next((m.text() for m in messages if m.role == "user" and m.text().strip()), "")
+        title = " ".join(first.split()) or _media_title(result)
         cid = store.create(title[:60] + ("…" if len(title) > 60 else ""))["id"]
     last_user = next(m for m in reversed(messages) if m.role == "user")
     extra = {**_public_extra(result), "timings": result.timings}
+    user: dict[str, Any] = {"role": "user", "content": last_user.text()}
+    refs = _media_refs(result, last_user)
+    if refs:  # a reference to each part (name, size, hash, how it was seen), not its bytes
+        user["extra"] = {"media": refs}
     store.add_messages(cid, [
-        {"role": "user", "content": last_user.text()},
+        user,
         {"role": "assistant", "content": result.text, "reasoning": result.reasoning, "mode": result.mode,
          "model": result.model, "usage": result.usage.to_openai(),
          "agents": [a.to_json() for a in result.agents] or None, "extra": extra},
     ])
     return cid
+
+
+def _media_refs(result: Completion, last_user: Message) -> list[dict[str, Any]]:
+    """The report entries of the media parts in the stored user message."""
+    parts = (result.extra.get("media") or {}).get("parts") or []
+    n = 0 if isinstance(last_user.content, str) else sum(1 for p in last_user.content if p.get("type") != "text")
+    keep = ("part", "kind", "name", "format", "bytes", "sha256", "url", "width", "height", "duration_s", "seen", "via")
+    return [{k: p[k] for k in keep if k in p} for p in parts[len(parts) - n:]] if n else []
+
+
+def _media_title(result: Completion) -> str:
+    parts = (result.extra.get("media") or {}).get("parts") or []
+    return ", ".join(p["name"] for p in parts) or "Media"
 
 
 def _public_extra(result: Completion) -> dict[str, Any]:
@@ -300,7 +331,8 @@ def _sse(data: dict[str, Any], event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def _stream(engine, mode, messages, body: ChatCompletionBody, store: Store) -> AsyncIterator[str]:
+async def _stream(engine, mode, messages, prepared, media, body: ChatCompletionBody,
+                  store: Store) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
     cid = f"chatcmpl-{uuid.uuid4().hex}"
@@ -316,7 +348,7 @@ async def _stream(engine, mode, messages, body: ChatCompletionBody, store: Store
 
     def work() -> None:
         try:
-            result = mode.run(engine, messages, on_event)
+            result = _run(mode, engine, prepared, media, on_event)
             conv_id = _persist(store, body, messages, result)
             loop.call_soon_threadsafe(queue.put_nowait, ("done", (result, conv_id)))
         except Exception as e:  # reported to the client as an error event

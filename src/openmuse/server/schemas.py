@@ -23,6 +23,8 @@ class MuseOptions(BaseModel):
     aggregator: Literal["synthesis", "confidence", "majority"] | None = None
     conversation_id: str | None = None  # append to this stored conversation
     store: bool = True  # keep the exchange in the conversation store
+    # File names of the media parts of the last user message, in order (labels and errors use them)
+    media_names: list[str] | None = Field(default=None, max_length=64)
 
 
 class StreamOptions(BaseModel):
@@ -45,6 +47,15 @@ class ChatCompletionBody(BaseModel):
     seed: int | None = None
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     muse: MuseOptions = Field(default_factory=MuseOptions)
+
+    def media_names(self) -> dict[tuple[int, int], str]:
+        """(message, part) -> file name for the media parts of the last user message."""
+        names = [n.strip()[:200] for n in self.muse.media_names or [] if n.strip()]
+        last = next((i for i in range(len(self.messages) - 1, -1, -1) if self.messages[i].role == "user"), None)
+        if last is None or not names or isinstance(self.messages[last].content, str):
+            return {}
+        where = [(last, pi) for pi, p in enumerate(self.messages[last].content) if p.get("type") != "text"]
+        return dict(zip(where, names))
 
     def mode_name(self) -> str | None:
         """The mode this request asks for, or None when the model name is unknown."""

@@ -53,8 +53,11 @@ def requests(messages: Sequence[Message], agents: Sequence[AgentSpec], max_token
     for a in agents:
         msgs = [m for m in messages if m.role != "system"]
         last = msgs[-1]
-        tail = f"{last.text()}\n\n{a.instruction} {fmt}".strip()
-        msgs = [Message(role="system", content=a.framing), *msgs[:-1], Message(role="user", content=tail)]
+        if isinstance(last.content, str):
+            content: str | list = f"{last.text()}\n\n{a.instruction} {fmt}".strip()
+        else:  # media parts stay where they are; the approach follows them
+            content = [*last.content, {"type": "text", "text": f"\n\n{a.instruction} {fmt}"}]
+        msgs = [Message(role="system", content=a.framing), *msgs[:-1], Message(role="user", content=content)]
         out.append(ChatRequest(
             messages=tuple(msgs), max_tokens=max_tokens, temperature=a.temperature,
             seed=a.seed, logprobs=True,

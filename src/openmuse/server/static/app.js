@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel) => document.querySelector(sel);
-const state = { current: null, history: [], busy: false, key: localStorage.getItem("muse-key") || "" };
+const state = { current: null, history: [], busy: false, files: [], key: localStorage.getItem("muse-key") || "" };
 
 async function api(path, options = {}) {
   const headers = Object.assign({ "content-type": "application/json" }, options.headers || {});
@@ -83,11 +83,88 @@ async function openConversation(id) {
   const box = $("#messages");
   box.replaceChildren();
   for (const m of conv.messages) {
-    if (m.role === "user") box.append(el("div", "msg user", m.content));
+    if (m.role === "user") box.append(renderUser(m.content, ((m.extra || {}).media || []).map((r) => r.name)));
     else box.append(renderAssistant(m));
   }
   box.scrollTop = box.scrollHeight;
   document.querySelectorAll("#conversations li").forEach((li) => li.classList.toggle("active", li.dataset.id === id));
+}
+
+// -- attachments ----------------------------------------------------------------------------
+// Files become OpenAI content parts: images as data URLs, audio as base64 input_audio (wav, mp3,
+// ogg, flac; other audio as an audio_url data URL), video as a video_url data URL.
+const AUDIO_FORMATS = ["wav", "mp3", "ogg", "flac"];
+
+function fileKind(f) {
+  const major = (f.type || "").split("/")[0];
+  if (["image", "audio", "video"].includes(major)) return major;
+  const ext = f.name.split(".").pop().toLowerCase();
+  if (["png", "jpg", "jpeg", "gif", "webp", "bmp"].includes(ext)) return "image";
+  if (AUDIO_FORMATS.concat(["m4a", "opus"]).includes(ext)) return "audio";
+  if (["mp4", "webm", "mov", "mkv"].includes(ext)) return "video";
+  return null;
+}
+
+function readDataURL(f) {
+  return new Promise((resolve, reject) => {
+    const r = new FileReader();
+    r.onload = () => resolve(r.result);
+    r.onerror = () => reject(new Error("cannot read " + f.name));
+    r.readAsDataURL(f);
+  });
+}
+
+async function addFiles(list) {
+  for (const f of list) {
+    const kind = fileKind(f);
+    if (!kind) { setStatus(f.name + ": not an image, audio or video file", true); continue; }
+    let url = await readDataURL(f);
+    if (!url.startsWith("data:" + kind) && url.includes(";base64,")) {  // unknown MIME type: name the kind
+      url = "data:" + kind + "/" + f.name.split(".").pop().toLowerCase() + url.slice(url.indexOf(";base64,"));
+    }
+    state.files.push({ name: f.name, kind, size: f.size, url });
+  }
+  renderChips();
+}
+
+function toPart(f) {
+  const ext = f.name.split(".").pop().toLowerCase();
+  if (f.kind === "image") return { type: "image_url", image_url: { url: f.url } };
+  if (f.kind === "audio" && AUDIO_FORMATS.includes(ext)) {
+    return { type: "input_audio", input_audio: { data: f.url.slice(f.url.indexOf(",") + 1), format: ext } };
+  }
+  return f.kind === "audio" ? { type: "audio_url", audio_url: { url: f.url } } : { type: "video_url", video_url: { url: f.url } };
+}
+
+function chip(name, onRemove) {
+  const c = el("span", "chip", name);
+  if (onRemove) {
+    const x = el("button", null, "✕");
+    x.type = "button";
+    x.setAttribute("aria-label", "Remove " + name);
+    x.addEventListener("click", onRemove);
+    c.append(x);
+  }
+  return c;
+}
+
+function renderChips() {
+  const box = $("#chips");
+  box.replaceChildren();
+  state.files.forEach((f, i) => {
+    const kb = f.size < 1048576 ? Math.max(1, Math.round(f.size / 1024)) + " kB" : (f.size / 1048576).toFixed(1) + " MB";
+    box.append(chip(`${f.name} · ${kb}`, () => { state.files.splice(i, 1); renderChips(); }));
+  });
+}
+
+function renderUser(text, names) {
+  const div = el("div", "msg user", text);
+  if (names && names.length) {
+    const row = el("div");
+    for (const n of names) row.append(chip(n));
+    div.append(row);
+  }
+  return div;
 }
 
 // -- rendering ------------------------------------------------------------------------------
@@ -177,11 +254,11 @@ function makeLanes(n) {
   return { lanes, items };
 }
 
-async function send(text) {
+async function send(text, files) {
   const mode = document.querySelector("input[name=mode]:checked").value;
   const agents = Math.max(1, Math.min(16, parseInt($("#agents").value, 10) || 4));
   const box = $("#messages");
-  box.append(el("div", "msg user", text));
+  box.append(renderUser(text, files.map((f) => f.name)));
   const div = el("div", "msg assistant");
   const reasoningBox = el("details");
   const reasoningPre = el("pre", "trace");
@@ -198,12 +275,14 @@ async function send(text) {
   box.append(div);
   box.scrollTop = box.scrollHeight;
 
-  state.history.push({ role: "user", content: text });
+  const content = files.length ? [{ type: "text", text }, ...files.map(toPart)] : text;
+  state.history.push({ role: "user", content });
   const body = {
     model: "muse-" + mode, stream: true, stream_options: { include_usage: true },
     messages: state.history, muse: { conversation_id: state.current },
   };
   if (mode === "contemplating") body.muse.agents = agents;
+  if (files.length) body.muse.media_names = files.map((f) => f.name);
   setStatus(mode === "instant" ? "answering…" : mode + "…");
   let final = "";
   const res = await api("/v1/chat/completions", { method: "POST", body: JSON.stringify(body) });
@@ -246,11 +325,14 @@ async function send(text) {
 $("#composer").addEventListener("submit", async (e) => {
   e.preventDefault();
   const text = $("#prompt").value.trim();
-  if (!text || state.busy) return;
+  if ((!text && !state.files.length) || state.busy) return;
   state.busy = true;
   $("#send").disabled = true;
   $("#prompt").value = "";
-  try { await send(text); } catch (err) {
+  const files = state.files;
+  state.files = [];
+  renderChips();
+  try { await send(text, files); } catch (err) {
     setStatus(err.message, true);
     state.history.pop();
   } finally {
@@ -270,5 +352,14 @@ document.querySelectorAll("input[name=mode]").forEach((r) => r.addEventListener(
   $("#agents-control").hidden = document.querySelector("input[name=mode]:checked").value !== "contemplating";
 }));
 $("#new-chat").addEventListener("click", newChat);
+$("#files").addEventListener("change", async (e) => { await addFiles(e.target.files); e.target.value = ""; });
+const mainEl = document.querySelector("main");
+mainEl.addEventListener("dragover", (e) => { e.preventDefault(); mainEl.classList.add("dragging"); });
+mainEl.addEventListener("dragleave", (e) => { if (e.target === mainEl || !mainEl.contains(e.relatedTarget)) mainEl.classList.remove("dragging"); });
+mainEl.addEventListener("drop", async (e) => {
+  e.preventDefault();
+  mainEl.classList.remove("dragging");
+  if (e.dataTransfer && e.dataTransfer.files.length) await addFiles(e.dataTransfer.files);
+});
 loadConversations().catch((e) => setStatus(e.message, true));
 $("#prompt").focus();
