@@ -11,6 +11,7 @@ Run: `.venv/bin/pytest tests/test_grounding.py -q` (offline, CPU, a few seconds)
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import pytest
@@ -346,3 +347,81 @@ def test_bad_input_gets_a_clear_error(tmp_path):
         assert g.count == 0 and g.convention is None
     finally:
         ep.close()
+
+
+# -- the CLI: `muse "…" --image photo.png --ground` ---------------------------------------------
+def test_cli_ground_writes_the_png_and_prints_count_and_points(tmp_path):
+    from .conftest import run_muse
+
+    path = photo(tmp_path / "birds.png")
+    answer = ('[{"point_2d": [250, 250], "label": "pelican"}, {"point_2d": [750, 750], "label": "pelican"}, '
+              '{"point_2d": [500, 100], "label": "pelican"}]')
+    ep = RecordingEndpoint(reasoning="", answer=answer, style="reasoning_content")
+    out = tmp_path / "numbered.png"
+    try:
+        r = run_muse("How many pelicans? Number them.", "--image", str(path), "--ground", "--engine", "openai",
+                     "--base-url", ep.url, "--model", "Qwen/Qwen3-VL-8B-Instruct", "--modalities", "text,image",
+                     "--ground-out", str(out))
+        rj = run_muse("How many pelicans?", "--image", str(path), "--ground", "--engine", "openai",
+                      "--base-url", ep.url, "--modalities", "image", "--ground-out", str(tmp_path / "j.png"), "--json")
+    finally:
+        ep.close()
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0] == "3 objects (qwen3-vl)"  # Qwen3-VL: 0-1000 of the image
+    assert lines[1].split() == ["1.", "(160,", "120)", "pelican"]  # 0.25 of 640 x 480
+    img = Image.open(out).convert("RGB")
+    assert img.size == (640, 480)
+    assert disc_share(img, 0.75 * 639, 0.75 * 479, marker_radius(img.size), PALETTE[1]) > 0.6
+    assert rj.returncode == 0, rj.stderr
+    data = json.loads(rj.stdout)
+    assert data["count"] == 3 and data["image"].endswith("j.png")
+    assert all(0 <= v <= 1 for a in data["annotations"] for v in a["point"])
+
+
+def test_cli_ground_needs_an_engine_that_sees_images_and_one_image(tmp_path):
+    from .conftest import run_muse
+
+    path = photo(tmp_path / "birds.png")
+    r = run_muse("How many pelicans?", "--image", str(path), "--ground")  # the embedded text-only model
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith("error: --ground needs an engine that sees images")
+    r = run_muse("How many pelicans?", "--ground")
+    assert r.returncode != 0 and "error: --ground takes exactly one --image" in r.stderr
+    assert not list(tmp_path.glob("*-ground.png"))
+
+
+# -- the server: `muse.ground` ---------------------------------------------------------------
+def test_server_ground_returns_annotations_and_the_image(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from openmuse.server.app import ServerConfig, create_app
+
+    path = photo(tmp_path / "birds.png")
+    part = {"type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()}}
+    ep = RecordingEndpoint(reasoning="", answer='<point x="25" y="50" alt="pelican">pelican</point>',
+                           style="reasoning_content")
+    try:
+        settings = EngineSettings(engine="openai", base_url=ep.url, model="allenai/Molmo-7B-D", modalities="image")
+        config = ServerConfig(engine=settings, database_url=f"sqlite:///{tmp_path / 'muse.db'}")
+        with TestClient(create_app(config, create_engine(settings))) as client:
+            ask = {"model": "muse-instant", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "Point to the pelican."}, part]}]}
+            r = client.post("/v1/chat/completions", json={**ask, "muse": {"ground": True}})
+            bad = client.post("/v1/chat/completions", json={
+                "model": "muse-instant", "muse": {"ground": {"kind": "boxes"}},
+                "messages": [{"role": "user", "content": "Point to the pelican."}]})
+            wrong = client.post("/v1/chat/completions", json={**ask, "muse": {"ground": {"kind": "lines"}}})
+    finally:
+        ep.close()
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["choices"][0]["message"]["content"].splitlines()[0] == "1 object (molmo)"
+    g = body["muse"]["grounding"]
+    assert g["count"] == 1 and g["annotations"][0]["point"] == [0.25, 0.5]
+    png = base64.b64decode(body["muse"]["grounding_image"].split(",", 1)[1])
+    assert Image.open(io.BytesIO(png)).size == (640, 480)
+    assert ep.requests[0]["messages"][0]["content"][0] == part  # the image went unchanged
+    assert bad.status_code == 400 and "one image_url part" in bad.json()["error"]["message"]
+    assert wrong.status_code == 422 and wrong.json()["error"]["type"] == "invalid_request_error"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from pathlib import Path
 from collections.abc import Callable
 
 import click
@@ -96,6 +97,23 @@ def media_input_options(f: Callable) -> Callable:
                      help="An audio file: wav, mp3, ogg, flac (repeatable)."),
         click.option("--video", "videos", envvar="MUSE_VIDEO", multiple=True, metavar="PATH|URL",
                      help="A video: mp4, webm, mov, mkv (repeatable)."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def ground_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--ground", envvar="MUSE_GROUND", is_flag=True,
+                     help="Point at what the question names in the one --image: count, points, annotated PNG."),
+        click.option("--ground-kind", envvar="MUSE_GROUND_KIND", type=click.Choice(["points", "boxes"]),
+                     default="points", show_default=True, help="Ask for points or for boxes."),
+        click.option("--ground-convention", envvar="MUSE_GROUND_CONVENTION", default="auto", show_default=True,
+                     type=click.Choice(["auto", "qwen2.5-vl", "qwen3-vl", "molmo", "qwen2-vl"]),
+                     help="How the model writes coordinates (auto: from the model's name and its reply)."),
+        click.option("--ground-out", envvar="MUSE_GROUND_OUT", default=None, metavar="PATH",
+                     help="The annotated PNG (default: IMAGE-ground.png in the current folder)."),
     ]
     for opt in reversed(opts):
         f = opt(f)
@@ -269,6 +287,7 @@ def cli() -> None:
 @mode_options
 @media_input_options
 @media_limit_options
+@ground_options
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str,
@@ -290,8 +309,12 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
     else:
         messages, names = [Message(role="user", content=text)], {}
     check_messages(messages)
+    grounding = {k: kw.pop(k) for k in ("ground", "ground_kind", "ground_convention", "ground_out")}
     m = create_mode(mode, _mode_settings(kw))
     engine = _load_engine(_engine_settings(kw))
+    if grounding["ground"]:
+        _ground(engine, text, images, audios or videos, files, names, media_settings, as_json, grounding)
+        return
     media = None
     if files:
         with err.status("Checking and preparing media…", spinner="dots"):
@@ -301,6 +324,35 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
             for p in media["parts"]:
                 err.print(f"[dim]{p['part']} ({p['name']}): {_seen(p)}[/]", markup=True, highlight=False)
     _ask(engine, m, messages, as_json, show_thinking, media)
+
+
+def _ground(engine, text: str, images: tuple[str, ...], other_media: tuple[str, ...], files: list,
+            names: dict, media_settings, as_json: bool, opts: dict) -> None:
+    """``--ground``: one request to a vision engine, its points parsed, drawn and printed."""
+    from .media import prepare_media
+    from .media.grounding import ground, render
+
+    if len(images) != 1 or other_media:
+        raise ConfigError("--ground takes exactly one --image and no --audio or --video")
+    if "image" not in engine.capabilities.input_modalities:
+        raise ConfigError(f"--ground needs an engine that sees images; {engine.model} takes only "
+                          f"{', '.join(engine.capabilities.input_modalities)} (serve a vision model and use "
+                          "--engine openai --modalities text,image)")
+    if not text:
+        raise ConfigError("--ground needs a question naming what to point at")
+    messages = [Message(role="user", content=[{"type": "text", "text": text}, files[0][0]])]
+    prepare_media(messages, engine.capabilities, media_settings, names)  # the same checks as any image
+    part, name = files[0]
+    with err.status("Grounding…", spinner="dots"):
+        g = ground(engine, part, text, convention=opts["ground_convention"], kind=opts["ground_kind"])
+    out_path = Path(opts["ground_out"] or f"{Path(name).stem or 'image'}-ground.png")
+    render(part, g, out_path)
+    if as_json:
+        click.echo(json.dumps({**g.to_json(), "image": str(out_path)}, ensure_ascii=False))
+        return
+    for line in g.lines():
+        out.print(line, markup=False, highlight=False)
+    err.print(f"[dim]written to {out_path}[/]")
 
 
 def _seen(p: dict) -> str:

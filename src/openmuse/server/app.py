@@ -30,9 +30,9 @@ from ..engines import Engine, EngineSettings, create_engine
 from ..errors import ConfigError, ContextOverflow, EngineUnavailable, ModelNotFound, MuseError
 from ..media import MediaSettings, prepare_media
 from ..modes import ModeSettings, create_mode
-from ..modes.base import has_media
-from ..types import Completion, Delta, Message
-from .schemas import ChatCompletionBody, RenameBody, model_list
+from ..modes.base import Mode, has_media
+from ..types import Completion, Delta, Message, Usage
+from .schemas import ChatCompletionBody, GroundOptions, RenameBody, model_list
 from .store import Store
 
 STATIC = files("openmuse.server").joinpath("static")
@@ -181,7 +181,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
             raise APIError(404, f"unknown model '{body.model}' (use muse-instant, muse-thinking, "
                                 "muse-contemplating, or muse with reasoning_effort)",
                            "invalid_request_error", "model_not_found", "model")
-        mode = create_mode(mode_name, _mode_settings(config.defaults, body))
+        mode: Mode = create_mode(mode_name, _mode_settings(config.defaults, body))
         messages = list(body.messages)
         if not any(m.role == "user" and (m.text().strip() or has_media(m)) for m in messages):
             raise APIError(400, "the conversation has no user message with text or media", param="messages")
@@ -193,6 +193,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         prepared = await run_in_threadpool(prepare_media, messages, eng.capabilities, config.media,
                                            body.media_names())
         media = prepared.report()
+        if body.muse.ground:
+            mode = _grounding_mode(body, messages, eng)
         if body.stream:
             return StreamingResponse(
                 _stream(eng, mode, messages, prepared.messages, media, body, store),
@@ -251,6 +253,47 @@ def _mode_settings(defaults: ModeSettings, body: ChatCompletionBody) -> ModeSett
         if v is not None:
             update[k] = v
     return ModeSettings(**{**defaults.model_dump(), **update})
+
+
+class GroundingMode(Mode):
+    """``muse.ground``: one grounding request for the last user message's image; the answer is
+    the count and the points, ``muse.grounding`` the annotations (0-1 of the image) and
+    ``muse.grounding_image`` the annotated PNG as a data URL."""
+
+    name = "grounding"
+
+    def __init__(self, options: GroundOptions, part: dict[str, Any], question: str):
+        super().__init__()
+        self.options, self.part, self.question = options, part, question
+
+    def run(self, engine: Engine, messages, on_event=None) -> Completion:
+        import base64
+
+        from ..media.grounding import ground, render, to_png
+
+        g = ground(engine, self.part, self.question, convention=self.options.convention, kind=self.options.kind)
+        png = to_png(render(self.part, g))
+        text = "\n".join(g.lines())
+        if on_event:
+            on_event(Delta(kind="answer", text=text))
+        return Completion(text=text, usage=g.usage or Usage(), model=g.model or engine.model, mode=self.name,
+                          extra={"grounding": g.to_json(),
+                                 "grounding_image": "data:image/png;base64," + base64.b64encode(png).decode()})
+
+
+def _grounding_mode(body: ChatCompletionBody, messages: list[Message], engine: Engine) -> GroundingMode:
+    last = next(m for m in reversed(messages) if m.role == "user")
+    images = [p for p in (last.content if isinstance(last.content, list) else []) if p.get("type") == "image_url"]
+    if len(images) != 1:
+        raise APIError(400, "muse.ground needs exactly one image_url part in the last user message",
+                       param="muse.ground")
+    if "image" not in engine.capabilities.input_modalities:
+        raise APIError(400, f"muse.ground needs an engine that sees images; {engine.model} takes only "
+                            f"{', '.join(engine.capabilities.input_modalities)}", param="muse.ground")
+    if not last.text().strip():
+        raise APIError(400, "muse.ground needs a question naming what to point at", param="messages")
+    opts = body.muse.ground if isinstance(body.muse.ground, GroundOptions) else GroundOptions()
+    return GroundingMode(opts, images[0], last.text())
 
 
 def _run(mode, engine, messages: list[Message], media: dict | None, on_event=None) -> Completion:

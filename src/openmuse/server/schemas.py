@@ -12,6 +12,15 @@ MODELS = {"muse-instant": "instant", "muse-thinking": "thinking", "muse-contempl
 EFFORT = {"none": "instant", "minimal": "instant", "low": "instant", "medium": "thinking", "high": "contemplating"}
 
 
+class GroundOptions(BaseModel):
+    """Visual grounding of the last user message's image (``media/grounding.py``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["points", "boxes"] = "points"
+    convention: Literal["auto", "qwen2.5-vl", "qwen3-vl", "molmo", "qwen2-vl"] = "auto"
+
+
 class MuseOptions(BaseModel):
     """OpenMuse's own options, all optional, in the request's ``muse`` field."""
 
@@ -25,6 +34,8 @@ class MuseOptions(BaseModel):
     store: bool = True  # keep the exchange in the conversation store
     # File names of the media parts of the last user message, in order (labels and errors use them)
     media_names: list[str] | None = Field(default=None, max_length=64)
+    # Point at what the question names in its image: true, or {"kind": ..., "convention": ...}
+    ground: bool | GroundOptions = False
 
 
 class StreamOptions(BaseModel):
