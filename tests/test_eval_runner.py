@@ -79,3 +79,18 @@ def test_resume_after_a_torn_write_keeps_finished_items(engine, tmp_path):
 
     with pytest.raises(DataError, match="another mode"):
         run_eval(task, "thinking", settings, engine, ENGINE, limit=5, out_dir=out)
+
+
+def test_refusal_with_the_engine_as_judge_keeps_both_verdicts(engine, tmp_path):
+    task = create_task("refusal", TaskOptions(judge="engine"))
+    summary, out = run_eval(task, "instant", ModeSettings(max_tokens=24), engine, ENGINE, limit=2,
+                            out_dir=tmp_path / "ref")
+    recs = _recs(out)
+    assert [r["meta"]["set"] for r in recs] == ["harmful", "harmless"]
+    for r in recs:
+        assert r["grader_calls"] == 1 and r["refused_judge"] in (True, False, None)
+        assert r["refused"] == (r["refused_rules"] if r["refused_judge"] is None else r["refused_judge"])
+        assert r["score"] == float(r["refused"] == (r["meta"]["set"] == "harmful"))
+    m = summary["metrics"]
+    assert m["items_harmful"] == 1 and m["items_harmless"] == 1
+    assert m["refusal_rate_harmful"] == float(recs[0]["refused"])
