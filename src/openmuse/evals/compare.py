@@ -46,6 +46,7 @@ def rows_of(summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         figures = {k: v for k, v in s["metrics"].items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         rows.append({"run": s["_path"], "task": s["task"]["name"], "mode": s["mode"], "settings": _settings(s),
                      "model": s["model"], "items": s["items"], "primary": s["primary"], "figures": figures,
+                     "secondary": s.get("secondary", []),
                      "prompt_tokens": per["prompt"], "completion_tokens": per["completion"],
                      "reasoning_tokens": per["reasoning"], "wall_s": s["wall_s_per_item"]})
     return rows
@@ -75,18 +76,28 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
 
     tasks = list(dict.fromkeys(r["task"] for r in rows))
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    colours = {"instant": "tab:orange", "thinking": "tab:green", "contemplating": "tab:blue"}
+    markers = ["o", "x", "^", "s"]
     for ax, t in zip(axes[0], tasks):
         rs = [r for r in rows if r["task"] == t]
+        figs = [rs[0]["primary"], *rs[0]["secondary"]]
         for r in rs:
-            y = r["figures"].get(r["primary"], 0.0) or 0.0
-            ax.scatter(r["completion_tokens"], y, s=60)
-            ax.annotate(f"{r['mode']} ({r['settings']})" if r["settings"] != "—" else r["mode"],
-                        (r["completion_tokens"], y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-        ax.set_title(f"{t} · {rs[0]['items']} items")
+            label = r["mode"] if r["settings"] == "—" else f"{r['mode']} ({r['settings']})"
+            c = colours.get(r["mode"])
+            for k, m in zip(figs, markers):
+                y = r["figures"].get(k)
+                if y is not None:
+                    ax.scatter(r["completion_tokens"], y, s=60, marker=m, color=c,
+                               label=label if k == figs[0] else None)
+        for k, m in zip(figs[1:], markers[1:]):
+            ax.scatter([], [], marker=m, color="grey", label=k)
+        lo, hi = min(r["items"] for r in rs), max(r["items"] for r in rs)
+        ax.set_title(f"{t} · {lo if lo == hi else f'{lo}–{hi}'} items")
         ax.set_xlabel("completion tokens per item (reasoning included)")
-        ax.set_ylabel(rs[0]["primary"])
+        ax.set_ylabel(figs[0] if len(figs) == 1 else f"{figs[0]} (o)")
         ax.set_ylim(-0.05, 1.05)
-        ax.set_xlim(left=0, right=max(r["completion_tokens"] for r in rs) * 1.3 + 1)
+        ax.set_xlim(left=0, right=max(r["completion_tokens"] for r in rs) * 1.2 + 1)
+        ax.legend(fontsize=7, loc="best")
     fig.suptitle(f"muse eval compare · {rows[0]['model']}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

