@@ -161,6 +161,7 @@ def run_eval(
                 os.fsync(fh.fileno())
                 done[it.id] = rec
                 manifest["runs"][-1]["items_run"] += 1
+                _write_json(out / RUN, manifest)  # the count survives a kill
                 finished += 1
                 hits += scored.score
                 if progress:
