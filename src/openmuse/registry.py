@@ -1,4 +1,4 @@
-"""One registry for engines, modes (and later tools), fed by Python entry points.
+"""One registry for engines, modes, evaluation tasks (and later tools), fed by Python entry points.
 
 Built-ins register exactly like plugins do, in ``pyproject.toml``::
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-GROUPS = {"engine": "openmuse.engines", "mode": "openmuse.modes"}
+GROUPS = {"engine": "openmuse.engines", "mode": "openmuse.modes", "eval": "openmuse.evals"}
 
 
 @cache
@@ -29,7 +29,7 @@ def names(kind: str) -> list[str]:
 
 
 def load(kind: str, name: str) -> Any:
-    """The class registered as ``name`` in ``kind`` ('engine' or 'mode')."""
+    """The class registered as ``name`` in ``kind`` ('engine', 'mode' or 'eval')."""
     entries = _entries(kind)
     if name not in entries:
         raise ConfigError(f"unknown {kind} '{name}' (available: {', '.join(sorted(entries)) or 'none'})")
