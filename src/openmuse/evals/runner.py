@@ -120,6 +120,7 @@ def run_eval(
     ident = {"task": task.name, "task_options": task.options.model_dump(), "mode": mode_name,
              "mode_settings": mode_settings.model_dump(), "engine": _identity_engine(engine_info), "model": engine.model,
              "grader": grader_info}
+    ident = json.loads(json.dumps(ident))  # as it is stored (tuples become lists), so resumes compare equal
     manifest, run_index = _open_run(out, ident, limit)
     done = {r["id"]: r for r in _read_done(out / ITEMS)}
     _write_json(out / RUN, manifest)
