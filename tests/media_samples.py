@@ -135,3 +135,12 @@ def bad_corpus(tmp: Path) -> dict[str, tuple[str, Path, str]]:
         p.write_bytes(data)
         out[name] = (flag, p, words)
     return out
+
+
+def standard_set(d: Path) -> Path:
+    """The media most tests use, written into ``d``: a spoken question, a STOP sign, and a
+    three-second video of words with that question as its sound track."""
+    speech(d / "q.wav", "What is the capital of France?")
+    sign(d / "sign.png", "STOP")
+    video(d / "clip.mp4", ["ONE", "TWO", "THREE"], d / "q.wav")
+    return d

@@ -31,11 +31,7 @@ def _prepare(kind: str, path, caps=TEXT_ONLY, settings=SETTINGS, question: str =
 
 @pytest.fixture(scope="module")
 def media_dir(tmp_path_factory):
-    d = tmp_path_factory.mktemp("media")
-    ms.speech(d / "q.wav", "What is the capital of France?")
-    ms.sign(d / "sign.png", "STOP")
-    ms.video(d / "clip.mp4", ["ONE", "TWO", "THREE"], d / "q.wav")
-    return d
+    return ms.standard_set(tmp_path_factory.mktemp("media"))
 
 
 def test_speech_is_transcribed(media_dir):

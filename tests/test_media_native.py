@@ -24,11 +24,7 @@ from .recording_endpoint import RecordingEndpoint
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
-    d = tmp_path_factory.mktemp("native-media")
-    ms.speech(d / "q.wav", "What is the capital of France?")
-    ms.sign(d / "sign.png", "STOP")
-    ms.video(d / "clip.mp4", ["ONE", "TWO", "THREE"], d / "q.wav")
-    return d
+    return ms.standard_set(tmp_path_factory.mktemp("native-media"))
 
 
 @pytest.fixture()

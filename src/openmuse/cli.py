@@ -40,6 +40,13 @@ class DefaultGroup(click.Group):
         return super().parse_args(ctx, args)
 
 
+def _stack(f: Callable, opts: list[Callable]) -> Callable:
+    """Apply option decorators so that they show in the order listed."""
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
 def engine_options(f: Callable) -> Callable:
     opts = [
         click.option("--engine", envvar="MUSE_ENGINE", default="local", show_default=True,
@@ -63,9 +70,7 @@ def engine_options(f: Callable) -> Callable:
                      help="openai: what the served model takes, from text,image,audio,video (it cannot be "
                           "probed); other parts go through the offline fallbacks."),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def media_limit_options(f: Callable) -> Callable:
@@ -84,9 +89,7 @@ def media_limit_options(f: Callable) -> Callable:
         click.option("--fetch-urls/--no-fetch-urls", envvar="MUSE_FETCH_URLS", default=True, show_default=True,
                      help="Fetch http(s) media URLs when a fallback needs their bytes."),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def media_input_options(f: Callable) -> Callable:
@@ -98,9 +101,7 @@ def media_input_options(f: Callable) -> Callable:
         click.option("--video", "videos", envvar="MUSE_VIDEO", multiple=True, metavar="PATH|URL",
                      help="A video: mp4, webm, mov, mkv (repeatable)."),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def ground_options(f: Callable) -> Callable:
@@ -115,9 +116,7 @@ def ground_options(f: Callable) -> Callable:
         click.option("--ground-out", envvar="MUSE_GROUND_OUT", default=None, metavar="PATH",
                      help="The annotated PNG (default: IMAGE-ground.png in the current folder)."),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def _media_settings(kw: dict):
@@ -149,9 +148,7 @@ def mode_options(f: Callable) -> Callable:
         click.option("--show-thinking", envvar="MUSE_SHOW_THINKING", is_flag=True,
                      help="Stream the reasoning too (dimmed)."),
     ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
+    return _stack(f, opts)
 
 
 def _engine_settings(kw: dict) -> EngineSettings:
