@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from openmuse.modes.contemplating import waves
-from openmuse.modes.contemplating.answers import extract, normalize, options
+from openmuse.modes.contemplating import ContemplatingMode, waves
+from openmuse.modes.contemplating.agents import answer_kind, requests, specs
+from openmuse.modes.contemplating.answers import extract, normalize, options, parse_grid
 from openmuse.modes.contemplating.synthesis import agreement_line, decide
 from openmuse.modes.contemplating.vote import settled, tail_confidence, vote
+from openmuse.types import Completion, Message
 
 Q_CHOICE = "What is the capital of Japan? (A) Osaka (B) Tokyo (C) Rome (D) Lima"
 
@@ -98,3 +100,45 @@ def test_agreement_line_and_majority_guard():
 
 def test_equation_in_the_answer_segment():
     assert extract('The answer is "2 + 8 = 10."', "What is 2 + 8?", "number") == "10"
+
+
+Q_GRID = ("Each example maps an input grid to an output grid by one common rule.\n\nExample 1\nInput:\n01\n10\n"
+          "Output:\n10\n01\n\nApply the same rule to this test input:\nInput:\n001\n110\n\n"
+          "Write the output grid only, one row of digits per line.")
+
+
+def test_grid_questions_and_answers():
+    assert answer_kind(Q_GRID) == "grid"
+    assert answer_kind("What is 12 + 30?") == "number"  # digits alone do not make a grid
+    assert answer_kind("How many cells does a 3 by 4 grid have?") == "number"  # "grid" without rows
+    # one grid however it is written; the last grid of the text, even after an "Answer:" line
+    for text in ("110\n001", "Answer:\n1 1 0\n0 0 1", "[[1, 1, 0], [0, 0, 1]]",
+                 "Sure!\n|1|1|0|\n|0|0|1|\nThat is the output.", "First 000\n000\nthen:\n110\n001"):
+        assert extract(text, Q_GRID, "grid") == "110\n001", text
+    assert extract("I cannot tell.", Q_GRID, "grid") is None
+    assert extract("12\n345", Q_GRID, "grid") is None  # rows of unequal length are no grid
+    assert parse_grid(extract("[[3,4],[5,6]]", Q_GRID, "grid")) == [[3, 4], [5, 6]]
+
+
+def test_grid_vote_agreement_and_final_text():
+    r = vote(["110\n001", "110\n001", "000\n000"], [0.9, 0.8, 0.95])
+    assert r.winner == "110\n001" and r.agreement == 2
+    line = agreement_line(r)
+    assert line == "Agreement: 2 of 3 agents answered 110/001; 1 answered 000/000."
+    assert parse_grid(line) is None  # the line cannot be read back as a grid
+    final, note = decide("000\n000", Q_GRID, "grid", r)
+    assert final == "110\n001" and "proposed 000/000" in note
+    text = ContemplatingMode._text([Completion(text=a) for a in ("110\n001", "110\n001")], r.winner, r, None, "")
+    assert text.startswith("Final answer:\n110\n001\n") and parse_grid(text) == [[1, 1, 0], [0, 0, 1]]
+
+
+def test_agents_share_the_conversation_as_prefix():
+    conv = [Message(role="system", content="Answer in French."), Message(role="user", content="Hi"),
+            Message(role="assistant", content="Bonjour"), Message(role="user", content="What is 7 + 8?")]
+    reqs = requests(conv, specs(4, None), 64)
+    for r in reqs:  # the user's own system message and the whole conversation come first, unchanged
+        assert list(r.messages[:3]) == conv[:3]
+        assert r.messages[3].content.startswith("What is 7 + 8?\n\n") and len(r.messages) == 4
+    assert len({r.messages[3].content for r in reqs}) == 4  # each agent its own framing and approach
+    plain = requests([Message(role="user", content="What is 7 + 8?")], specs(1, None), 64)[0]
+    assert plain.messages[0] == Message(role="system", content="You are a helpful assistant.")

@@ -71,6 +71,21 @@ def test_default_aggregator_is_the_confidence_vote(engine):
     assert c.text.startswith(f"Final answer: {c.extra['final_answer']}")
 
 
+def test_agents_prefill_a_long_question_once(engine):
+    """The agents' prompts share the whole conversation, so a long question is prefilled once
+    for all of them (then each agent's short framing and approach), not once per agent."""
+    doc = " ".join(f"Item {i} costs {i % 7 + 1} dollars." for i in range(120))
+    question = [Message(role="user", content=f"{doc}\nWhat does item 3 cost?")]
+    engine.clear_cache()
+    before = engine.stats["prompt_tokens_prefilled"]
+    c = contemplate(engine, question, agents=4, early_stop=False, budget=8)
+    prefilled = engine.stats["prompt_tokens_prefilled"] - before
+    prompt = c.agents[0].usage.prompt_tokens
+    assert prompt > 1000
+    assert c.usage.prompt_tokens == sum(a.usage.prompt_tokens for a in c.agents) > 4 * 1000
+    assert prefilled < prompt + 4 * 40  # one prefill of the question, a short tail per agent
+
+
 def test_agents_outside_range_and_empty_question(engine):
     with pytest.raises(ValidationError):
         ModeSettings(agents=17)

@@ -8,7 +8,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .modes.contemplating.agents import answer_kind
-from .modes.contemplating.answers import extract
+from .modes.contemplating.answers import display, extract
 from .types import Delta
 
 _STATE_STYLE = {"waiting": "dim", "running": "yellow", "done": "green", "skipped": "dim strike"}
@@ -63,7 +63,7 @@ class Lanes:
         for i in range(len(self.state)):
             st = self.state[i]
             t.add_row(str(i + 1), self.approach[i], f"[{_STATE_STYLE[st]}]{st}[/]", str(self.pieces[i]),
-                      self.answer[i] or "")
+                      display(self.answer[i]))
         return t
 
     def stop(self) -> None:

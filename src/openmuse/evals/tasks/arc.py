@@ -10,56 +10,22 @@ Prompt: the task's train pairs and one test input as rows of digits (one token a
 embedded model's tokenizer). Attempt 2 is the same prompt with one more line asking for a
 different rule, so that greedy decoding gives two distinct attempts while the engine reuses the
 prompt it has already read. The answer's grid is parsed from its last block of digit rows (or a
-JSON list of lists). A task whose prompt does not fit the model's context fails (score 0,
+JSON list of lists; the parser Contemplating's grid answers use). A task whose prompt does not fit the model's context fails (score 0,
 reported). Answers are capped at 512 tokens unless ``--max-tokens`` says otherwise: the
 largest ARC-AGI-2 outputs (30×30, about 930 tokens) need ``--max-tokens 1024``.
 """
 
 from __future__ import annotations
 
-import json
-import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ... import prompts
+from ...modes.contemplating.answers import Grid, grid_text, parse_grid
 from ...types import Completion, Message
 from ..task import DataError, EvalContext, Item, Scored, Task
 
-Grid = list[list[int]]
 Solver = Callable[[list[tuple[Grid, Grid]], Grid], Sequence[Grid | None]]
-_ROW = re.compile(r"^[\s\[\],|]*(\d(?:[\s,|]*\d)*)[\s\[\],|]*$")
-
-
-def grid_text(g: Grid) -> str:
-    return "\n".join("".join(str(int(c)) for c in row) for row in g)
-
-
-def parse_grid(text: str) -> Grid | None:
-    """The last grid in ``text``: a JSON list of lists, or else the last block of consecutive
-    lines of digits (spaces, commas and brackets between them ignored) of equal length."""
-    for m in reversed(list(re.finditer(r"\[\s*\[[\d,\s\[\]]*\]\s*\]", text))):
-        try:
-            g = json.loads(m.group(0))
-        except json.JSONDecodeError:
-            continue
-        if g and all(isinstance(r, list) and r and len(r) == len(g[0]) for r in g):
-            return [[int(c) for c in r] for r in g]
-    blocks: list[Grid] = []
-    cur: Grid = []
-    for line in text.splitlines():
-        m = _ROW.match(line)
-        if m:
-            cur.append([int(ch) for ch in re.sub(r"\D", "", m.group(1))])
-        elif cur:
-            blocks.append(cur)
-            cur = []
-    if cur:
-        blocks.append(cur)
-    for b in reversed(blocks):
-        if all(len(r) == len(b[0]) for r in b):
-            return b
-    return None
 
 
 def arc_score(targets: Sequence[Grid], attempts: Sequence[Sequence[Grid | None]]) -> float:

@@ -173,9 +173,15 @@ class ContemplatingMode(Mode):
         if len(traces) == 1:
             return traces[0].reasoning
         agreement = synthesis.agreement_line(shown)
-        parts = [f"Final answer: {final}" if final is not None else "No agent gave a usable answer."]
+        # A multi-line answer (a grid) starts on its own line and only prose follows it, so the
+        # text reads back whole (a grid is read as the last grid of a text).
+        grid = final is not None and "\n" in final
+        if final is None:
+            parts = ["No agent gave a usable answer."]
+        else:
+            parts = [f"Final answer:\n{final}" if grid else f"Final answer: {final}"]
         said = synth.text.strip() if synth is not None else ""
-        if said and said not in agreement and said.rstrip(".") != str(final) and not note:
+        if said and said not in agreement and said.rstrip(".") != str(final) and not note and not grid:
             parts.append(said)
         if note:
             parts.append(note)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ... import prompts
 from ...types import ChatRequest, Completion, Message
-from .answers import extract, options
+from .answers import asks_for_grid, extract, options
 from .vote import tail_confidence
 
 
@@ -46,28 +46,36 @@ def specs(n: int, seed: int | None) -> list[AgentSpec]:
 
 
 def requests(messages: Sequence[Message], agents: Sequence[AgentSpec], max_tokens: int) -> list[ChatRequest]:
-    """One request per agent. The conversation comes first and the approach last, so the
-    prompts share their longest prefix (prefilled once in the local engine's batch)."""
-    fmt = prompts.load("contemplating")["answer_format"]
+    """One request per agent: the conversation as it is (its own system message, or the packaged
+    one), then the agent's framing and approach after the last user turn. Every agent's prompt
+    so starts with the whole conversation, which the local engine prefills once for all of them
+    and an HTTP engine's prefix cache (vLLM, SGLang) serves to all: N agents on a long document
+    cost about one prefill, not N."""
+    p = prompts.load("contemplating")
+    fmt = p["answer_format"]
+    msgs = list(messages)
+    if not any(m.role == "system" for m in msgs):
+        msgs.insert(0, Message(role="system", content=p["system"]))
+    head, last = msgs[:-1], msgs[-1]
     out = []
     for a in agents:
-        msgs = [m for m in messages if m.role != "system"]
-        last = msgs[-1]
+        tail = " ".join(x for x in (a.framing, a.instruction, fmt) if x)
         if isinstance(last.content, str):
-            content: str | list = f"{last.text()}\n\n{a.instruction} {fmt}".strip()
+            content: str | list = f"{last.text()}\n\n{tail}".strip()
         else:  # media parts stay where they are; the approach follows them
-            content = [*last.content, {"type": "text", "text": f"\n\n{a.instruction} {fmt}"}]
-        msgs = [Message(role="system", content=a.framing), *msgs[:-1], Message(role="user", content=content)]
+            content = [*last.content, {"type": "text", "text": f"\n\n{tail}"}]
         out.append(ChatRequest(
-            messages=tuple(msgs), max_tokens=max_tokens, temperature=a.temperature,
-            seed=a.seed, logprobs=True,
+            messages=(*head, Message(role="user", content=content)), max_tokens=max_tokens,
+            temperature=a.temperature, seed=a.seed, logprobs=True,
         ))
     return out
 
 
 def answer_kind(question: str) -> str | None:
-    """"choice" when the question lists options, "number" when it is about numbers, else None
-    (a short phrase)."""
+    """"grid" for a grid puzzle (rows of digits in, a grid out), "choice" when the question
+    lists options, "number" when it is about numbers, else None (a short phrase)."""
+    if asks_for_grid(question):
+        return "grid"
     if options(question):
         return "choice"
     if re.search(r"\d", question) or re.search(r"\bhow (many|much)\b", question, re.IGNORECASE):

@@ -2,12 +2,14 @@
 
 "1,000", "1000.0" and "$1000" are one answer ("1000"); "(B)", "B)" and "Answer: B" are one
 ("B"); an answer that names an option's text ("Tokyo") counts as that option's letter when the
-question lists options. Anything else is a short phrase, compared in lower case without
-articles and punctuation.
+question lists options. A grid of digits (ARC-style puzzles: "Write the output grid") is
+its rows of digits, one line each, however it was written (``0 1``, ``[0, 1]``, ``[[0, 1]]``).
+Anything else is a short phrase, compared in lower case without articles and punctuation.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal, InvalidOperation
 
@@ -19,6 +21,52 @@ _OPTION_LINE = re.compile(r"^\s*\(?([A-J])[).:]\s*(.+?)\s*$", re.MULTILINE)
 _OPTION_INLINE = re.compile(r"\(([A-J])\)\s*([^()]+?)\s*(?=\([A-J]\)|$)")
 _LETTER = re.compile(r"^\(?([A-J])\)?(?:[.:)]|\s|$)|^\(?([a-j])\)?[.:)]?$")
 _LETTER_ANYWHERE = re.compile(r"(?:option|answer is|choice)\s*\(?([A-J])\)?\b|\(([A-J])\)|\b([A-J])\)", re.IGNORECASE)
+_GRID_ROW = re.compile(r"^[\s\[\],|]*(\d(?:[\s,|]*\d)*)[\s\[\],|]*$")
+_GRID_JSON = re.compile(r"\[\s*\[[\d,\s\[\]]*\]\s*\]")
+
+Grid = list[list[int]]
+
+
+def parse_grid(text: str) -> Grid | None:
+    """The last grid in ``text``: a JSON list of lists, or else the last block of consecutive
+    lines of digits (spaces, commas, bars and brackets between them ignored) of equal length."""
+    for m in reversed(list(_GRID_JSON.finditer(text))):
+        try:
+            g = json.loads(m.group(0))
+        except json.JSONDecodeError:
+            continue
+        if g and all(isinstance(r, list) and r and len(r) == len(g[0]) for r in g):
+            return [[int(c) for c in r] for r in g]
+    blocks: list[Grid] = []
+    cur: Grid = []
+    for line in text.splitlines():
+        m = _GRID_ROW.match(line)
+        if m:
+            cur.append([int(ch) for ch in re.sub(r"\D", "", m.group(1))])
+        elif cur:
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    for b in reversed(blocks):
+        if all(len(r) == len(b[0]) for r in b):
+            return b
+    return None
+
+
+def grid_text(g: Grid) -> str:
+    """A grid as rows of digits, one line a row (the canonical form of a grid answer)."""
+    return "\n".join("".join(str(int(c)) for c in row) for row in g)
+
+
+def asks_for_grid(question: str) -> bool:
+    """Whether the question is a grid puzzle: it says "grid" and holds rows of digits."""
+    return re.search(r"\bgrids?\b", question, re.IGNORECASE) is not None and parse_grid(question) is not None
+
+
+def display(answer: str | None) -> str:
+    """An answer on one line (a grid's rows joined by "/"), for agreement lines and lanes."""
+    return "" if answer is None else answer.replace("\n", "/")
 
 
 def options(question: str) -> dict[str, str]:
@@ -56,6 +104,9 @@ def normalize(answer: str, kind: str | None = None) -> str | None:
     a = re.sub(r"[*_`]", "", answer).strip()
     if not a:
         return None
+    if kind == "grid":
+        g = parse_grid(a)
+        return grid_text(g) if g else None
     if kind in (None, "choice"):
         m = _LETTER.match(a)
         if m and (kind == "choice" or len(a) <= 4):
@@ -85,6 +136,8 @@ def extract(text: str, question: str = "", kind: str | None = None) -> str | Non
     """The normalised final answer in ``text``, or None when there is none."""
     if not text or not text.strip():
         return None
+    if kind == "grid":  # the last grid anywhere: an "Answer:" marker may stand on the line above
+        return normalize(text, kind)
     opts = options(question)
     seg = _segment(text)
     if opts or kind == "choice":

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from ... import prompts
 from ...types import ChatRequest, Completion, Message
-from .answers import extract
+from .answers import display, extract
 from .vote import VoteResult
 
 SUMMARY_CHARS = 120
@@ -29,10 +29,10 @@ def summary(reasoning: str) -> str:
 def agreement_line(result: VoteResult) -> str:
     if result.winner is None:
         return f"Agreement: none of the {result.total} agents gave a usable answer."
-    parts = [f"Agreement: {result.agreement} of {result.total} agents answered {result.winner}"]
+    parts = [f"Agreement: {result.agreement} of {result.total} agents answered {display(result.winner)}"]
     others = sorted(((c, a) for a, c in result.counts.items() if a != result.winner), reverse=True)
     for c, a in others:
-        parts.append(f"{c} answered {a}")
+        parts.append(f"{c} answered {display(a)}")
     missing = result.total - result.answered
     if missing:
         parts.append(f"{missing} gave no answer")
@@ -46,7 +46,7 @@ def request(question: str, agents: Sequence[Completion], result: VoteResult, max
     p = prompts.load("contemplating")["synthesis"]
     lines = []
     for a in agents:
-        ans = a.text or "no answer"
+        ans = display(a.text) or "no answer"
         lines.append(f"Agent {a.extra['agent']} ({a.extra['approach']}): answer {ans}. Reasoning: {summary(a.reasoning)}")
     user = p["user"].format(question=question, n=len(agents), agents="\n".join(lines))
     opener = p["opener"].format(agreement=agreement_line(result))
@@ -68,12 +68,15 @@ def decide(text: str, question: str, kind: str | None, result: VoteResult) -> tu
     marker = text.lower().rfind("final answer:")
     if marker >= 0:  # a synthesizer that wrote its own opener (no prefill)
         text = text[marker + len("final answer:"):].strip()
-    proposed = extract("Answer: " + text.split("\n")[0], question, kind) if text else None
+    if kind == "grid":  # a grid spans lines
+        proposed = extract(text, question, kind) if text else None
+    else:
+        proposed = extract("Answer: " + text.split("\n")[0], question, kind) if text else None
     if result.clear_majority and proposed != result.winner:
-        shown = proposed if proposed is not None else "no clear answer"
+        shown = display(proposed) if proposed is not None else "no clear answer"
         return result.winner, (
             f"The synthesizer proposed {shown}; a clear majority ({result.agreement} of {result.total}) "
-            f"answered {result.winner}, which stands."
+            f"answered {display(result.winner)}, which stands."
         )
     if proposed is None:
         return result.winner, "The synthesizer gave no clear answer; the vote decides."
