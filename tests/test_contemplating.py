@@ -74,7 +74,7 @@ def test_default_aggregator_is_the_confidence_vote(engine):
 def test_agents_prefill_a_long_question_once(engine):
     """The agents' prompts share the whole conversation, so a long question is prefilled once
     for all of them (then each agent's short framing and approach), not once per agent."""
-    doc = " ".join(f"Item {i} costs {i % 7 + 1} dollars." for i in range(120))
+    doc = " ".join(f"Item {i} costs {i % 7 + 1} dollars." for i in range(150))  # ~1350 tokens
     question = [Message(role="user", content=f"{doc}\nWhat does item 3 cost?")]
     engine.clear_cache()
     before = engine.stats["prompt_tokens_prefilled"]

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from ... import prompts
 from ...types import ChatRequest, Completion, Message
+from ..base import with_system
 from .answers import asks_for_grid, extract, options
 from .vote import tail_confidence
 
@@ -53,9 +54,7 @@ def requests(messages: Sequence[Message], agents: Sequence[AgentSpec], max_token
     cost about one prefill, not N."""
     p = prompts.load("contemplating")
     fmt = p["answer_format"]
-    msgs = list(messages)
-    if not any(m.role == "system" for m in msgs):
-        msgs.insert(0, Message(role="system", content=p["system"]))
+    msgs = with_system(messages, p["system"])
     head, last = msgs[:-1], msgs[-1]
     out = []
     for a in agents:
