@@ -128,8 +128,13 @@ def test_grid_vote_agreement_and_final_text():
     assert parse_grid(line) is None  # the line cannot be read back as a grid
     final, note = decide("000\n000", Q_GRID, "grid", r)
     assert final == "110\n001" and "proposed 000/000" in note
-    text = ContemplatingMode._text([Completion(text=a) for a in ("110\n001", "110\n001")], r.winner, r, None, "")
+    two = [Completion(text=a) for a in ("110\n001", "110\n001")]
+    text = ContemplatingMode._text(two, r.winner, r, None, "", "grid")
     assert text.startswith("Final answer:\n110\n001\n") and parse_grid(text) == [[1, 1, 0], [0, 0, 1]]
+    row = vote(["1333", "1333"])  # a grid of one row also stands on its own line
+    text = ContemplatingMode._text(two, row.winner, row, None, "", "grid")
+    assert text.startswith("Final answer:\n1333\n") and parse_grid(text) == [[1, 3, 3, 3]]
+    assert ContemplatingMode._text(two, "15", vote(["15", "15"]), None, "", "number").startswith("Final answer: 15\n")
 
 
 def test_agents_share_the_conversation_as_prefix():

@@ -86,7 +86,7 @@ class ContemplatingMode(Mode):
         saved = round(skipped * mean_tokens)
         agent_tokens = sum(a.usage.completion_tokens for a in traces)
 
-        text = self._text(traces, final, shown, synth, note)
+        text = self._text(traces, final, shown, synth, note, kind)
         return Completion(
             text=text,
             reasoning="",
@@ -167,15 +167,15 @@ class ContemplatingMode(Mode):
 
     @staticmethod
     def _text(traces: list[Completion], final: str | None, shown: VoteResult,
-              synth: Completion | None, note: str) -> str:
+              synth: Completion | None, note: str, kind: str | None = None) -> str:
         """One agent: its own text. Several: the final answer, what the synthesizer added,
         any note on a kept majority, and the agreement."""
         if len(traces) == 1:
             return traces[0].reasoning
         agreement = synthesis.agreement_line(shown)
-        # A multi-line answer (a grid) starts on its own line and only prose follows it, so the
-        # text reads back whole (a grid is read as the last grid of a text).
-        grid = final is not None and "\n" in final
+        # A grid answer (one row or many) starts on its own line and only prose follows it, so
+        # the text reads back whole (a grid is read as the last grid of a text).
+        grid = kind == "grid"
         if final is None:
             parts = ["No agent gave a usable answer."]
         else:
