@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from openmuse.modes.contemplating import ContemplatingMode, waves
-from openmuse.modes.contemplating.agents import answer_kind, requests, specs
+from openmuse.modes.contemplating.agents import answer_kind, requests, shares_prefix, specs
 from openmuse.modes.contemplating.answers import extract, normalize, options, parse_grid
 from openmuse.modes.contemplating.synthesis import agreement_line, decide
 from openmuse.modes.contemplating.vote import settled, tail_confidence, vote
@@ -137,13 +137,24 @@ def test_grid_vote_agreement_and_final_text():
     assert ContemplatingMode._text(two, "15", vote(["15", "15"]), None, "", "number").startswith("Final answer: 15\n")
 
 
-def test_agents_share_the_conversation_as_prefix():
+def test_agent_prompt_layouts():
+    long_q = "Here is the report:\n" + "The shipment left on time. " * 30 + "\nWhen did it leave?"
     conv = [Message(role="system", content="Answer in French."), Message(role="user", content="Hi"),
-            Message(role="assistant", content="Bonjour"), Message(role="user", content="What is 7 + 8?")]
+            Message(role="assistant", content="Bonjour"), Message(role="user", content=long_q)]
+    assert shares_prefix(conv) and not shares_prefix(conv[:3])
     reqs = requests(conv, specs(4, None), 64)
-    for r in reqs:  # the user's own system message and the whole conversation come first, unchanged
-        assert list(r.messages[:3]) == conv[:3]
-        assert r.messages[3].content.startswith("What is 7 + 8?\n\n") and len(r.messages) == 4
+    for r in reqs:  # long: the user's own system message and the whole conversation come first, unchanged
+        assert list(r.messages[:3]) == conv[:3] and len(r.messages) == 4
+        assert r.messages[3].content.startswith(long_q + "\n\n")
     assert len({r.messages[3].content for r in reqs}) == 4  # each agent its own framing and approach
-    plain = requests([Message(role="user", content="What is 7 + 8?")], specs(1, None), 64)[0]
-    assert plain.messages[0] == Message(role="system", content="You are a helpful assistant.")
+    assert "Double-check facts and arithmetic." in reqs[1].messages[3].content  # agent 2 is careful
+    # short: the framing is the system message (the user's own follows it), the approach follows the question
+    short = [Message(role="system", content="Answer in French."), Message(role="user", content="What is 7 + 8?")]
+    a1, a2 = requests(short, specs(2, None), 64)
+    assert a1.messages == (Message(role="system", content="You are a helpful assistant. Answer in French."),
+                           Message(role="user", content="What is 7 + 8?\n\nAnswer in one short sentence."))
+    assert a2.messages[0].content.startswith("You are a careful assistant") and len(a2.messages) == 2
+    assert requests(short, specs(1, None), 64, shared=True)[0].messages[0] == short[0]
+    image = [Message(role="user", content=[{"type": "text", "text": "What is this?"},
+                                           {"type": "image_url", "image_url": {"url": "data:image/png;base64,AA=="}}])]
+    assert shares_prefix(image)  # media is long for a model that sees it

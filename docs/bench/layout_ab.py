@@ -3,7 +3,9 @@
 - before (commit fd585fd): each agent's framing is its system message, its approach follows
   the question; agents with different framings share no prompt prefix.
 - after: the conversation first (its own system message, or the packaged one), each agent's
-  framing and approach after it; all agents share the conversation as their prefix.
+  framing and approach after it; all agents share the conversation as their prefix. This is
+  `agents.requests(..., shared=True)`; since this comparison Contemplating uses it only for
+  conversations over `shared_prefix_chars` (or with media), and the before layout otherwise.
 
 Part 1, accuracy: the bench's seeded problems (`bench/problems.py`), every agent of the first
 N run greedily with a 64-token budget, single-agent accuracy and the confidence/majority votes
@@ -21,8 +23,8 @@ import json
 import subprocess
 import sys
 import time
+from functools import partial
 
-from openmuse import prompts
 from openmuse.bench import environment
 from openmuse.bench.problems import generate
 from openmuse.engines.base import EngineSettings
@@ -55,8 +57,9 @@ def before_module():
 def arms(n: int):
     old = before_module()
     specs = after.specs(n, None)
-    old_specs = [old.AgentSpec(**{**s.__dict__, "framing": BEFORE_FRAMINGS[s.approach.split("/")[0]]}) for s in specs]
-    return {"before": (old.requests, old_specs), "after": (after.requests, specs)}
+    old_specs = [old.AgentSpec(**{k: v for k, v in s.__dict__.items() if k != "framing_after"}
+                               | {"framing": BEFORE_FRAMINGS[s.approach.split("/")[0]]}) for s in specs]
+    return {"before": (old.requests, old_specs), "after": (partial(after.requests, shared=True), specs)}
 
 
 def main() -> None:
@@ -68,7 +71,6 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default="docs/bench/layout-ab.json")
     args = ap.parse_args()
-    assert prompts.load("contemplating")["framings"]["helpful"] == ""  # run on the 'after' tree
     eng = LocalEngine.shared(EngineSettings(n_threads=args.threads))
     problems = generate(args.items, seed=args.seed)
     report: dict = {"args": vars(args), "environment": environment(), "before_commit": BEFORE_COMMIT,
@@ -100,7 +102,7 @@ def main() -> None:
     # Part 2: cost on long prompts
     task = ArcTask(TaskOptions())
     inputs = [att[0] for it in task.items() for att in task.prompts(it)]
-    inputs = [m for m in inputs if len(eng.prompt_tokens(after.requests(m, after.specs(1, None), 8)[0])) < 5000]
+    inputs = [m for m in inputs if len(eng.prompt_tokens(after.requests(m, after.specs(1, None), 8, shared=True)[0])) < 5000]
     inputs = inputs[:args.arc]
     for name, (build, specs4) in arms(4).items():
         prefilled = prompt = 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ... import prompts
 from ...types import ChatRequest, Completion, Message
-from ..base import with_system
+from ..base import has_media, with_system
 from .answers import asks_for_grid, extract, options
 from .vote import tail_confidence
 
@@ -24,7 +24,8 @@ class AgentSpec:
     index: int
     approach: str
     instruction: str
-    framing: str
+    framing: str  # the framing's system message (short conversations)
+    framing_after: str  # the framing written after the conversation (long ones)
     temperature: float
     seed: int
 
@@ -40,31 +41,51 @@ def specs(n: int, seed: int | None) -> list[AgentSpec]:
         hot = i >= len(order)
         out.append(AgentSpec(
             index=i, approach=f"{framing}/{approach}", instruction=p["approaches"][approach],
-            framing=p["framings"][framing],
+            framing=p["framings"][framing]["system"], framing_after=p["framings"][framing]["after"],
             temperature=p["extra_agent_temperature"] if hot else 0.0, seed=base + 1000 + i,
         ))
     return out
 
 
-def requests(messages: Sequence[Message], agents: Sequence[AgentSpec], max_tokens: int) -> list[ChatRequest]:
-    """One request per agent: the conversation as it is (its own system message, or the packaged
-    one), then the agent's framing and approach after the last user turn. Every agent's prompt
-    so starts with the whole conversation, which the local engine prefills once for all of them
-    and an HTTP engine's prefix cache (vLLM, SGLang) serves to all: N agents on a long document
-    cost about one prefill, not N."""
+def shares_prefix(messages: Sequence[Message]) -> bool:
+    """Whether the agents' prompts should share the whole conversation as their prefix: when it
+    holds more than ``shared_prefix_chars`` characters of text, or any media part. Then its
+    prefill, not the wording the launch order was tuned on, is what the agents cost."""
+    limit = prompts.load("contemplating")["shared_prefix_chars"]
+    return any(has_media(m) for m in messages) or sum(len(m.text()) for m in messages) > limit
+
+
+def requests(messages: Sequence[Message], agents: Sequence[AgentSpec], max_tokens: int,
+             shared: bool | None = None) -> list[ChatRequest]:
+    """One request per agent; ``shared`` picks the layout (default: ``shares_prefix``).
+
+    - Not shared (short conversations; the launch order was tuned on this layout): the
+      framing is the system message, followed there by the conversation's own system message;
+      the approach is appended to the last user turn.
+    - Shared (long ones): the conversation unchanged (its own system message, or the packaged
+      one), then the framing and the approach after the last user turn. Every agent's prompt so
+      starts with the whole conversation, which the local engine prefills once for all of them
+      and an HTTP engine's prefix cache (vLLM, SGLang) serves to all.
+    """
     p = prompts.load("contemplating")
-    fmt = p["answer_format"]
-    msgs = with_system(messages, p["system"])
+    if shared is None:
+        shared = shares_prefix(messages)
+    if shared:
+        msgs = with_system(messages, p["system"])
+    else:
+        msgs = [m for m in messages if m.role != "system"]
+        own = " ".join(m.text() for m in messages if m.role == "system").strip()
     head, last = msgs[:-1], msgs[-1]
     out = []
     for a in agents:
-        tail = " ".join(x for x in (a.framing, a.instruction, fmt) if x)
+        tail = " ".join(x for x in (a.framing_after if shared else "", a.instruction, p["answer_format"]) if x)
         if isinstance(last.content, str):
             content: str | list = f"{last.text()}\n\n{tail}".strip()
         else:  # media parts stay where they are; the approach follows them
             content = [*last.content, {"type": "text", "text": f"\n\n{tail}"}]
+        first = [] if shared else [Message(role="system", content=f"{a.framing} {own}".strip())]
         out.append(ChatRequest(
-            messages=(*head, Message(role="user", content=content)), max_tokens=max_tokens,
+            messages=(*first, *head, Message(role="user", content=content)), max_tokens=max_tokens,
             temperature=a.temperature, seed=a.seed, logprobs=True,
         ))
     return out
