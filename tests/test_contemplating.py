@@ -15,7 +15,9 @@ from openmuse.types import Message
 
 from .conftest import run_muse
 
-AGREE = [Message(role="user", content="Which number is larger, 12 or 85?")]
+# Agents agree here, confidently, on every machine seen (the 135M model's most robust answer);
+# "Which number is larger, 12 or 85?" split 4 to 2 on one CPU and 8 to 0 on another.
+AGREE = [Message(role="user", content="What is the capital of France?")]
 SPLIT = [Message(role="user", content="What is 7 + 8?")]
 
 
@@ -50,7 +52,8 @@ def test_early_stop_fires_when_agents_agree_and_saves_tokens(engine):
     assert es["skipped"] > 0 and len(early.agents) == 8 - es["skipped"]
     assert es["tokens_saved"] > 0
     assert early.usage.completion_tokens < full.usage.completion_tokens
-    assert early.extra["final_answer"] == full.extra["final_answer"] == "85"
+    assert early.extra["final_answer"] == full.extra["final_answer"]
+    assert "paris" in early.extra["final_answer"]
 
 
 def test_synthesis_states_the_agreement(engine):
