@@ -10,9 +10,10 @@ Prompt: the task's train pairs and one test input as rows of digits (one token a
 embedded model's tokenizer). Attempt 2 is the same prompt with one more line asking for a
 different rule, so that greedy decoding gives two distinct attempts while the engine reuses the
 prompt it has already read. The answer's grid is parsed from its last block of digit rows (or a
-JSON list of lists; the parser Contemplating's grid answers use). A task whose prompt does not fit the model's context fails (score 0,
-reported). Answers are capped at 512 tokens unless ``--max-tokens`` says otherwise: the
-largest ARC-AGI-2 outputs (30×30, about 930 tokens) need ``--max-tokens 1024``.
+JSON list of lists), by the parser Contemplating's grid answers use. A task whose prompt does
+not fit the model's context fails (score 0, reported). Answers are capped at 512 tokens unless
+``--max-tokens`` says otherwise: the largest ARC-AGI-2 outputs (30×30, about 930 tokens) need
+``--max-tokens 1024``; in Contemplating each agent writes ``--budget`` tokens.
 """
 
 from __future__ import annotations

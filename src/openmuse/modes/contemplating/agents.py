@@ -70,11 +70,8 @@ def requests(messages: Sequence[Message], agents: Sequence[AgentSpec], max_token
     p = prompts.load("contemplating")
     if shared is None:
         shared = shares_prefix(messages)
-    if shared:
-        msgs = with_system(messages, p["system"])
-    else:
-        msgs = [m for m in messages if m.role != "system"]
-        own = " ".join(m.text() for m in messages if m.role == "system").strip()
+    own = " ".join(m.text() for m in messages if m.role == "system").strip()  # the user's system text
+    msgs = with_system(messages, p["system"]) if shared else [m for m in messages if m.role != "system"]
     head, last = msgs[:-1], msgs[-1]
     out = []
     for a in agents:
