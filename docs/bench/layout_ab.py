@@ -36,8 +36,6 @@ from openmuse.modes.contemplating.vote import vote
 from openmuse.types import Message
 
 BEFORE_COMMIT = "fd585fd"
-BEFORE_FRAMINGS = {"helpful": "You are a helpful assistant.",
-                   "careful": "You are a careful assistant who double-checks facts and arithmetic."}
 
 
 def before_module():
@@ -57,8 +55,8 @@ def before_module():
 def arms(n: int):
     old = before_module()
     specs = after.specs(n, None)
-    old_specs = [old.AgentSpec(**{k: v for k, v in s.__dict__.items() if k != "framing_after"}
-                               | {"framing": BEFORE_FRAMINGS[s.approach.split("/")[0]]}) for s in specs]
+    # AgentSpec.framing is the framing's system message, the same text the old layout used
+    old_specs = [old.AgentSpec(**{k: v for k, v in s.__dict__.items() if k != "framing_after"}) for s in specs]
     return {"before": (old.requests, old_specs), "after": (partial(after.requests, shared=True), specs)}
 
 
