@@ -49,13 +49,20 @@ def engine():
 
 
 @pytest.fixture(scope="session")
-def llama_server(tmp_path_factory):
-    """llama-cpp-python's OpenAI-compatible server on a free loopback port; yields its /v1 URL."""
+def llama_server(llama_server_run):
+    """llama-cpp-python's OpenAI-compatible server on a free loopback port: its /v1 URL."""
+    return llama_server_run[0]
+
+
+@pytest.fixture(scope="session")
+def llama_server_run(tmp_path_factory):
+    """(its /v1 URL, its log file). Started through openmuse.engines.llama_server, which loads
+    the model with the local engine's safe buffer types (no AMX crash on Intel Xeons)."""
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "llama_cpp.server", "--model", str(default_model_path()),
+            [sys.executable, "-m", "openmuse.engines.llama_server", "--model", str(default_model_path()),
              "--model_alias", "smollm2", "--host", "127.0.0.1", "--port", str(port),
              "--n_ctx", "2048", "--n_threads", "2", "--interrupt_requests", "False"],
             stdout=fh, stderr=subprocess.STDOUT,
@@ -63,7 +70,7 @@ def llama_server(tmp_path_factory):
     url = f"http://127.0.0.1:{port}/v1"
     try:
         wait_for_http(proc, f"{url}/models", log)
-        yield url
+        yield url, log
     finally:
         proc.terminate()
         proc.wait(timeout=30)

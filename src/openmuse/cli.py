@@ -47,6 +47,26 @@ def _stack(f: Callable, opts: list[Callable]) -> Callable:
     return f
 
 
+class ThreadsType(click.ParamType):
+    """``auto`` (None) or a whole number of threads ≥ 1."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return None
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither auto nor a whole number of threads ≥ 1", param, ctx)
+        return n
+
+
 def engine_options(f: Callable) -> Callable:
     opts = [
         click.option("--engine", envvar="MUSE_ENGINE", default="local", show_default=True,
@@ -58,8 +78,14 @@ def engine_options(f: Callable) -> Callable:
         click.option("--api-key", envvar="MUSE_API_KEY", default=None, help="API key for --base-url."),
         click.option("--ctx", "n_ctx", envvar="MUSE_CTX", type=click.IntRange(min=256), default=8192,
                      show_default=True, help="local: context size shared by all sequences."),
-        click.option("--threads", "n_threads", envvar="MUSE_THREADS", type=click.IntRange(min=1),
-                     default=None, help="local: CPU threads (default: all cores)."),
+        click.option("--threads", "n_threads", envvar="MUSE_THREADS", type=ThreadsType(), default="auto",
+                     show_default=True,
+                     help="local: CPU threads, or auto: as many as the cores other processes leave free "
+                          "(re-measured while decoding, up to the physical cores)."),
+        click.option("--extra-buffers", envvar="MUSE_EXTRA_BUFFERS", type=click.Choice(["auto", "on", "off"]),
+                     default="auto", show_default=True,
+                     help="local: llama.cpp's extra weight buffer types (AMX, repacked weights); auto "
+                          "skips those known to crash (AMX in this llama.cpp). `muse doctor` shows the choice."),
         click.option("--prefill", envvar="MUSE_PREFILL", type=click.Choice(["auto", "yes", "no"]),
                      default="auto", show_default=True,
                      help="openai: whether the endpoint continues a final assistant message."),
@@ -153,7 +179,7 @@ def mode_options(f: Callable) -> Callable:
 
 def _engine_settings(kw: dict) -> EngineSettings:
     return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads", "prefill", "reasoning",
-                                            "modalities")})
+                                            "modalities", "extra_buffers")})
 
 
 def _mode_settings(kw: dict) -> ModeSettings:
@@ -216,6 +242,9 @@ def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bo
         result = mode.run(engine, messages)
         if media:
             result.extra["media"] = media
+        runtime = getattr(engine, "runtime", None)
+        if runtime:  # how the local engine runs on this CPU: buffer types and threads
+            result.extra["runtime"] = {k: v for k, v in runtime().items() if k != "system_info"}
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return result
     if mode.name == "contemplating" and mode.settings.agents > 1:
@@ -429,9 +458,37 @@ def models(**kw) -> None:
     out.print(f"[bold]{settings.engine}[/] → {engine.model}")
     for k, v in engine.capabilities.model_dump().items():
         out.print(f"  {k}: {v}")
+    runtime = getattr(engine, "runtime", None)
+    if runtime:
+        rt = runtime()
+        eb, th = rt["extra_buffers"], rt["threads"]
+        out.print(f"  extra weight buffers: {'on' if eb['used'] else 'off'} ({eb['reason']})", highlight=False)
+        out.print("  weights in: " + ", ".join(f"{k} {v:g} MiB" for k, v in rt["weight_buffers_mib"].items()),
+                  highlight=False)
+        out.print(f"  threads: {th['policy']}, {th['current']} now, at most {th['most']}", highlight=False)
+        out.print(f"  llama.cpp: {rt['system_info']}", highlight=False, markup=False)
     lister = getattr(engine, "list_models", None)
     if lister:
         out.print(f"  served models: {', '.join(lister())}")
+
+
+@cli.command()
+@engine_options
+@click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print one JSON object (for bug reports).")
+@handle_errors
+def doctor(as_json: bool, **kw) -> None:
+    """CPU, llama.cpp build, buffer types, threads, tools, and one timed generation."""
+    from .doctor import print_report, report
+
+    settings = _engine_settings(kw)
+    with err.status("Checking the machine and running one generation…", spinner="dots"):
+        rep = report(settings)
+    if as_json:
+        click.echo(json.dumps(rep))
+    else:
+        print_report(rep, out)
+    if not rep["probe"].get("ok"):
+        sys.exit(1)
 
 
 def _default_database_url() -> str:
@@ -503,26 +560,39 @@ def bench() -> None:
 @click.option("--steps", type=click.IntRange(min=1), default=96, show_default=True, help="Tokens decoded per sequence.")
 @click.option("--out", "out_path", default=None, help="Results file (default: results/bench-engine-TIME.json).")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--contention", is_flag=True,
+              help="Instead: one sequence's tok/s idle and with busy processes beside it, per thread policy.")
+@click.option("--burners", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--contention: CPU-burning processes started beside the engine.")
+@click.option("--seconds", type=click.FloatRange(min=1), default=20.0, show_default=True,
+              help="--contention: longest time one measurement decodes.")
+@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True,
+              help="--contention: measurements per policy (the median is reported).")
 @handle_errors
-def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, **kw) -> None:
-    """Prompt and decode tokens/s of the local engine, batched against one after another."""
-    from .bench.engine import run_engine_bench
+def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, contention: bool, burners: int,
+                 seconds: float, repeats: int, **kw) -> None:
+    """Prompt and decode tokens/s of the local engine, batched against one after another
+    (or, with --contention, idle against beside busy processes)."""
+    from .bench import contention as cb
+    from .bench import engine as eb
 
     counts = _int_list(ns, "--ns")
     settings = _engine_settings(kw)
     if settings.engine != "local":
-        raise ConfigError("bench engine measures the local engine's batching; use --engine local")
+        raise ConfigError("bench engine measures the local engine; use --engine local")
     if not counts or min(counts) < 1 or max(counts) > settings.n_seq_max:
         raise ConfigError(f"--ns must lie between 1 and {settings.n_seq_max}")
     engine = _load_engine(settings)
-    report, path = run_engine_bench(engine, counts, steps, out_path, progress=None if as_json else err)
+    progress = None if as_json else err
+    if contention:
+        report, path = cb.run_contention_bench(engine, steps, burners, seconds, repeats, out_path, progress)
+    else:
+        report, path = eb.run_engine_bench(engine, counts, steps, out_path, progress)
     if as_json:
         click.echo(json.dumps(report))
-    else:
-        from .bench.engine import print_table
-
-        print_table(report, out)
-        out.print(f"[dim]written to {path}[/]")
+        return
+    (cb if contention else eb).print_table(report, out)
+    out.print(f"[dim]written to {path}[/]")
 
 
 @bench.command("contemplate")

@@ -13,5 +13,7 @@ from .. import __version__
 
 def environment() -> dict[str, Any]:
     """What a result file records about the machine and the run."""
+    from ..engines.cpu import cpu_model
+
     return {"openmuse": __version__, "python": platform.python_version(), "machine": platform.machine(),
-            "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "cpu": cpu_model(), "cpus": os.cpu_count(), "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -10,7 +10,6 @@ JSON file.
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -80,7 +79,8 @@ def run_engine_bench(
 ) -> tuple[dict[str, Any], Path]:
     report: dict[str, Any] = {
         "args": {"ns": counts, "steps": steps, "model": engine.model, "n_ctx": engine.n_ctx,
-                 "n_threads": engine.settings.n_threads or os.cpu_count(), "prompt": PROMPT},
+                 "threads": engine.threads.describe(), "prompt": PROMPT},
+        "system_info": engine.system_info,
         "env": environment(),
         "results": [],
     }

@@ -33,7 +33,10 @@ class EngineSettings(BaseModel):
     base_url: str | None = None
     api_key: str | None = None
     n_ctx: int = Field(default=8192, ge=256)
-    n_threads: int | None = None
+    # local: CPU threads; None follows the cores other processes leave free (engines/cpu.py).
+    n_threads: int | None = Field(default=None, ge=1)
+    # local: llama.cpp's extra weight buffer types (AMX, repacking); "auto" skips known-bad ones.
+    extra_buffers: Literal["auto", "on", "off"] = "auto"
     n_seq_max: int = Field(default=16, ge=1, le=64)
     timeout_s: float = Field(default=600.0, gt=0)
     # Whether the endpoint continues a final assistant message ("auto": assume yes for openai).

@@ -30,6 +30,7 @@ import numpy as np
 
 from ..errors import ConfigError, ContextOverflow, ModelNotFound
 from ..types import Capabilities, ChatRequest, Completion, Delta, Usage
+from . import cpu
 from .base import Engine, EngineSettings, OnDelta
 from .reasoning import CLOSE, OPEN, ThinkSplitter
 
@@ -94,7 +95,8 @@ class LocalEngine(Engine):
     def shared(cls, settings: EngineSettings) -> LocalEngine:
         """The process-wide engine for these settings: the model is loaded once and reused."""
         path = str(Path(settings.model).expanduser()) if settings.model else str(default_model_path())
-        key = (path, settings.n_ctx, settings.n_seq_max, settings.n_threads, settings.reasoning)
+        key = (path, settings.n_ctx, settings.n_seq_max, settings.n_threads, settings.reasoning,
+               settings.extra_buffers)
         with cls._instances_lock:
             if key not in cls._instances:
                 cls._instances[key] = cls(settings, path)
@@ -114,12 +116,17 @@ class LocalEngine(Engine):
         llama_cpp._logger.set_verbose(False)
         llama_cpp.llama_backend_init()
         t0 = time.perf_counter()
+        self.threads = cpu.ThreadPolicy(fixed=settings.n_threads)  # starts measuring the load now
+        self.system_info = cpu.system_info()
+        self.buffers = cpu.choose_extra_buffers(settings.extra_buffers, self.system_info)
         try:
-            self._model = LlamaModel(
-                path_model=self.path, params=llama_cpp.llama_model_default_params(), verbose=False
-            )
+            with cpu.captured_llama_log() as log:
+                self._model = LlamaModel(path_model=self.path, params=cpu.model_params(self.buffers),
+                                         verbose=False)
         except ValueError as e:
             raise ModelNotFound(f"cannot load model {self.path}: not a valid GGUF file") from e
+        # MiB of weights per llama.cpp buffer type, as its load log says ("CPU_Mapped", "AMX", …).
+        self.weight_buffers = cpu.weight_buffers("".join(log))
         self._vocab = self._model.vocab
         self._pieces: dict[int, bytes] = {}
         self.n_vocab = self._model.n_vocab()
@@ -146,12 +153,11 @@ class LocalEngine(Engine):
         cp.n_ubatch = 512
         cp.n_seq_max = settings.n_seq_max
         cp.kv_unified = True
-        threads = settings.n_threads or max(1, os.cpu_count() or 1)
-        cp.n_threads = threads
-        cp.n_threads_batch = threads
+        cp.n_threads = cp.n_threads_batch = self.threads.current
         self._ctx = llama_cpp.llama_init_from_model(self._model.model, cp)
         if not self._ctx:
             raise ModelNotFound(f"cannot create a llama.cpp context of {n_ctx} tokens for {self.path}")
+        self._n_threads = self.threads.current
         self._mem = llama_cpp.llama_get_memory(self._ctx)
         self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
         self.n_batch = cp.n_batch
@@ -161,6 +167,20 @@ class LocalEngine(Engine):
         # Counters a front door can show: llama.cpp batches run (one per wave of sequences).
         self.stats = {"batches": 0, "sequences": 0, "prompt_tokens_prefilled": 0, "tokens_decoded": 0}
         self.load_s = time.perf_counter() - t0
+
+    def use_threads(self, fixed: int | None) -> None:
+        """Switch the thread policy: ``fixed`` threads, or None for auto (applied at the next decode)."""
+        self.threads = cpu.ThreadPolicy(fixed=fixed)
+
+    def runtime(self) -> dict:
+        """How this engine runs on this CPU: buffer types, threads, the build's features."""
+        return {
+            "extra_buffers": {"setting": self.buffers.setting, "used": self.buffers.use_extra,
+                              "reason": self.buffers.reason},
+            "weight_buffers_mib": self.weight_buffers,
+            "threads": self.threads.describe(),
+            "system_info": self.system_info,
+        }
 
     # -- contract ---------------------------------------------------------------------------
     @property
@@ -277,6 +297,10 @@ class LocalEngine(Engine):
     def _decode(self, entries: list[tuple[int, int, int, bool]]) -> None:
         """One llama_decode of (token, pos, seq_id, want_logits) entries."""
         b = self._batch
+        n = self.threads.choose()
+        if n != self._n_threads:
+            self._ll.llama_set_n_threads(self._ctx, n, n)
+            self._n_threads = n
         b.n_tokens = len(entries)
         for j, (tok, pos, sid, logits) in enumerate(entries):
             b.token[j] = tok
@@ -385,7 +409,6 @@ class LocalEngine(Engine):
             self.stats["batches"] += 1
             self.stats["sequences"] += len(seqs)
             self.stats["prompt_tokens_prefilled"] += prefilled
-            self.stats["tokens_decoded"] += sum(len(s.generated) for s in seqs)
         finally:
             for s in seqs:
                 ll.llama_sampler_free(s.sampler)
@@ -408,6 +431,7 @@ class LocalEngine(Engine):
             yield from self._flush(s, final=True)
             return
         s.generated.append(tok)
+        self.stats["tokens_decoded"] += 1
         if s.splitter is not None and s.splitter.in_reasoning:
             s.reasoning_tokens += 1
         s.text += s.decoder.decode(self._piece(tok))

@@ -81,8 +81,8 @@ def _open_run(out: Path, ident: dict[str, Any], limit: int | None) -> tuple[dict
 
 
 def _identity_engine(info: dict[str, Any]) -> dict[str, Any]:
-    """Engine settings that name what answers; CPU threads only change the speed."""
-    return {k: v for k, v in info.items() if k not in ("n_threads", "timeout_s")}
+    """Engine settings that name what answers; CPU threads and buffer types only change the speed."""
+    return {k: v for k, v in info.items() if k not in ("n_threads", "timeout_s", "extra_buffers")}
 
 
 def _short(v: Any) -> str:
