@@ -66,7 +66,8 @@ def main() -> None:
         summary[name] = {"system_info": rs[0]["system_info"], "median": per_n}
     native, other = (summary[n]["median"] for n in builds)
     ratios = {n: round(other[n]["batched_tok_s"] / native[n]["batched_tok_s"], 3) for n in native}
-    report = {"args": vars(args), "env": runs[next(iter(builds))][0]["env"], "summary": summary,
+    shown = {**vars(args), "out": os.path.relpath(args.out)}  # no absolute path of this machine
+    report = {"args": shown, "env": runs[next(iter(builds))][0]["env"], "summary": summary,
               "other_over_native_decode": ratios, "runs": runs}
     Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
     for name, s in summary.items():
