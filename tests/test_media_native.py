@@ -63,7 +63,9 @@ def test_request_parts_and_urls_unchanged_through_modes(files, endpoint):
         {"type": "image_url", "image_url": {"url": "https://images.example.invalid/sign.png", "detail": "high"}},
         {"type": "input_audio", "input_audio": {"data": _b64(files / "q.wav"), "format": "wav"}},
     ]
-    prepared = prepare_media([Message(role="user", content=parts)], engine.capabilities, MediaSettings())
+    # a URL passed on is checked first: this name does not resolve, so it is allow-listed
+    prepared = prepare_media([Message(role="user", content=parts)], engine.capabilities,
+                             MediaSettings(fetch_allow=("images.example.invalid",)))
     assert prepared.report()["parts"][0] == {"part": "image 1", "kind": "image", "name": "sign.png",
                                              "url": "https://images.example.invalid/sign.png",
                                              "seen": "native", "via": "native",

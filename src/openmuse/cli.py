@@ -112,8 +112,27 @@ def media_limit_options(f: Callable) -> Callable:
                      show_default=True, help="Video frames sampled per second for engines without video."),
         click.option("--max-frames", envvar="MUSE_MAX_FRAMES", type=click.IntRange(1, 256), default=16,
                      show_default=True, help="Most frames sampled from one video (spread over it)."),
-        click.option("--fetch-urls/--no-fetch-urls", envvar="MUSE_FETCH_URLS", default=True, show_default=True,
-                     help="Fetch http(s) media URLs when a fallback needs their bytes."),
+        click.option("--fetch-urls/--no-fetch-urls", envvar="MUSE_FETCH_URLS", default=None,
+                     help="Media URLs: fetched for a fallback, checked before an engine gets them  "
+                          "[default: on; `serve`: on for a loopback bind only]."),
+        click.option("--fetch-allow", envvar="MUSE_FETCH_ALLOW", multiple=True, metavar="CIDR|HOST[:PORT]",
+                     help="Also fetch from this non-public network, address or host (repeatable)."),
+        click.option("--fetch-timeout", "fetch_timeout_s", envvar="MUSE_FETCH_TIMEOUT",
+                     type=click.FloatRange(0.1, 600), default=15.0, show_default=True,
+                     help="Total seconds for one URL fetch, redirects and body included."),
+        click.option("--max-url-parts", envvar="MUSE_MAX_URL_PARTS", type=click.IntRange(0, 64), default=4,
+                     show_default=True, help="Most URL parts in one request."),
+        click.option("--max-parts", envvar="MUSE_MAX_PARTS", type=click.IntRange(1, 1024), default=32,
+                     show_default=True, help="Most media parts (every kind) in one request."),
+        click.option("--max-total-megapixels", envvar="MUSE_MAX_TOTAL_MEGAPIXELS",
+                     type=click.FloatRange(min=0.001), default=100.0, show_default=True,
+                     help="Most pixels across a request's images and sampled video frames."),
+        click.option("--max-total-duration", "max_total_duration_s", envvar="MUSE_MAX_TOTAL_DURATION",
+                     type=click.FloatRange(min=0.1), default=1200.0, show_default=True,
+                     help="Most seconds across a request's audio and video."),
+        click.option("--max-decode-seconds", "max_decode_s", envvar="MUSE_MAX_DECODE_SECONDS",
+                     type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+                     help="Wall-clock limit of one audio or video decode."),
     ]
     return _stack(f, opts)
 
@@ -145,11 +164,17 @@ def ground_options(f: Callable) -> Callable:
     return _stack(f, opts)
 
 
-def _media_settings(kw: dict):
+def _media_settings(kw: dict, serve_host: str | None = None):
+    """``serve_host``: the bind of `muse serve`, which decides whether URLs are fetched by default."""
     from .media import MediaSettings
+    from .media.fetch import fetching_on, parse_allow
 
-    keys = ("max_media_mb", "max_megapixels", "max_duration_s", "frame_rate", "max_frames", "fetch_urls")
-    return MediaSettings(**{k: kw.pop(k) for k in keys})
+    keys = ("max_media_mb", "max_megapixels", "max_duration_s", "frame_rate", "max_frames", "fetch_timeout_s",
+            "max_url_parts", "max_parts", "max_total_megapixels", "max_total_duration_s", "max_decode_s")
+    fetch, allow = kw.pop("fetch_urls"), tuple(kw.pop("fetch_allow"))
+    parse_allow(allow)  # a bad entry is an error now, not at the first request
+    fetch = fetching_on(serve_host, fetch) if serve_host is not None else fetch is not False
+    return MediaSettings(**{k: kw.pop(k) for k in keys}, fetch_urls=fetch, fetch_allow=allow)
 
 
 def mode_options(f: Callable) -> Callable:
@@ -534,7 +559,7 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
         raise ConfigError(f"refusing to serve {host} without API keys: pass --server-key KEY, or --allow-remote")
     config = ServerConfig(engine=_engine_settings(kw), database_url=database_url or _default_database_url(),
                           api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024),
-                          media=_media_settings(kw))
+                          media=_media_settings(kw, serve_host=host))
     app = create_app(config, engine=_load_engine(config.engine))
     err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {config.database_url}  ·  "
               f"{'API keys required' if keys else 'no API keys'}")

@@ -6,7 +6,8 @@ What it covers:
 - Parts: ``image_url`` (data URL or http(s) URL), ``input_audio`` (base64 wav/mp3/ogg/flac),
   ``audio_url`` and ``video_url`` (mp4/webm/mov/mkv), from requests or from local files
   (``parts.py``).
-- Validation before anything is decoded at length (``validate.py``): size per part, empty
+- Validation before anything is decoded at length (``validate.py``, ``limits.py``): the number
+  of parts and URL parts, pixels and seconds across the request, size per part, empty
   data, content sniffing against the declared kind, image dimensions read from the header
   (decompression bombs), declared audio/video duration, then a decode check for truncated or
   corrupt files. Every error names the part (``image 1 (sign.png): truncated PNG file``) and is
@@ -23,8 +24,10 @@ What it covers:
 What it does not cover: grounding without a vision engine, image generation,
 audio output, documents (PDF), and understanding of pictures beyond the text in them and
 their colours when the engine cannot see images. http(s) URLs going natively to an engine are
-passed on unfetched (the engine fetches them); they are fetched only when a fallback needs
-their bytes, and never when ``fetch_urls`` is off.
+checked (``fetch.py``: public addresses only, unless allowed) and passed on unfetched (the
+engine fetches them); they are fetched only when a fallback needs their bytes, through the same
+guard, and never when ``fetch_urls`` is off (then URL parts are refused). Limits per request
+(parts, URL parts, pixels, seconds, decode time) are in ``limits.py``.
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """What a text-only engine is told about an image: the text in it, read by Tesseract OCR
 (Debian's ``tesseract-ocr`` + ``tesseract-ocr-eng``, through ``pytesseract``; fully offline),
-and basic facts: size and dominant colours."""
+and basic facts: size and dominant colours. OCR enlarges small images, never past the pixel
+limit it is given (``limits.ocr_scale``)."""
 
 from __future__ import annotations
 
@@ -44,16 +45,19 @@ def colour_words(f: dict[str, Any]) -> str:
     return ", ".join(f"{c['name']} {c['share']:.0%}" for c in f["colours"]) or "mixed colours"
 
 
-def ocr(img) -> str:
-    """The text Tesseract reads in ``img``, whitespace tidied ('' when none)."""
+def ocr(img, max_pixels: int) -> str:
+    """The text Tesseract reads in ``img``, whitespace tidied ('' when none). A small image is
+    enlarged (short side to 300 px), to at most ``max_pixels``."""
+    from .limits import ocr_scale
+
     import pytesseract
 
     if shutil.which("tesseract") is None:
         raise MuseError("image OCR needs Tesseract: apt-get install tesseract-ocr tesseract-ocr-eng")
     gray = img.convert("L")
-    if min(gray.size) < 300:  # small text reads better enlarged
-        scale = 300 / min(gray.size)
-        gray = gray.resize((round(gray.width * scale), round(gray.height * scale)))
+    scale = ocr_scale(gray.width, gray.height, max_pixels)
+    if scale > 1:  # small text reads better enlarged; floor: never past max_pixels
+        gray = gray.resize((int(gray.width * scale), int(gray.height * scale)))
     try:
         text = pytesseract.image_to_string(gray, lang="eng", timeout=60)
     except (pytesseract.TesseractError, RuntimeError) as e:

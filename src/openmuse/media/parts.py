@@ -1,5 +1,6 @@
 """Media parts in the OpenAI chat format: find them in messages, build them from local files or
-URLs (the CLI), and get their bytes (data URLs, base64, http(s) fetched with a size limit).
+URLs (the CLI), and get their bytes (data URLs, base64, http(s) fetched through the guard in
+``fetch.py``).
 
 Shapes taken (OpenAI's, plus the ``audio_url`` / ``video_url`` parts vLLM reads)::
 
@@ -14,8 +15,6 @@ from __future__ import annotations
 import base64
 import binascii
 import mimetypes
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -136,22 +135,16 @@ def load_bytes(mp: MediaPart, settings: MediaSettings) -> bytes:
     return mp.data
 
 
+def fetching_off(mp: MediaPart) -> MediaError:
+    return mp.error("fetching URLs is off (--fetch-urls turns it on); send the data inline")
+
+
 def _fetch(mp: MediaPart, settings: MediaSettings) -> bytes:
+    from .fetch import fetch
+
     if not settings.fetch_urls:
-        raise mp.error("fetching URLs is off (--fetch-urls); send the data inline or use an engine "
-                       f"that takes {mp.kind} natively")
-    req = urllib.request.Request(mp.url, headers={"user-agent": "openmuse"})
-    try:
-        with urllib.request.urlopen(req, timeout=settings.fetch_timeout_s) as resp:
-            ctype = (resp.headers.get("content-type") or "").split(";")[0].strip().lower()
-            if "/" in ctype and ctype.split("/")[0] in ("image", "audio", "video"):
-                mp.declared = ctype.split("/")[1]
-            data = resp.read(settings.max_bytes + 1)
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        raise mp.error(f"cannot fetch {mp.url}: {getattr(e, 'reason', e)}") from None
-    if len(data) > settings.max_bytes:
-        raise mp.error(f"over the limit of {settings.max_media_mb:g} MB")
-    return data
+        raise fetching_off(mp)
+    return fetch(mp, settings)
 
 
 def _mb(n: int) -> str:

@@ -1,8 +1,10 @@
 """Native or fallback, part by part, for the engine at hand.
 
-``prepare_media(messages, capabilities, settings)`` first loads and checks every media part of
-the conversation (any failure stops everything, before any part is processed further), then
-rewrites the messages for the engine:
+``prepare_media(messages, capabilities, settings)`` first counts the parts against the request's
+limits, then loads and checks every media part of the conversation, one at a time, counting
+pixels and seconds into the request's budget (any failure stops everything, before any part is
+processed further); a URL going to the engine unfetched is checked by the same rules as a fetch.
+Then it rewrites the messages for the engine, decoding each part again, one at a time:
 
 - a part whose modality the engine declares goes unchanged;
 - a video, to an engine that takes images but not video, becomes its sampled frames (image
@@ -28,9 +30,11 @@ from typing import Any
 from .. import prompts
 from ..types import Capabilities, Message
 from . import audio, image, video
-from .parts import MediaPart, data_url, find_parts, load_bytes
+from .fetch import check_url
+from .limits import Budget
+from .parts import MediaPart, data_url, fetching_off, find_parts, load_bytes
 from .settings import MediaSettings
-from .validate import Checked, check, clock
+from .validate import Checked, check, clock, decode_audio
 
 
 @dataclass
@@ -49,13 +53,18 @@ def prepare_media(messages: Sequence[Message], capabilities: Capabilities, setti
     if not found:
         return Prepared(list(messages))
     native = set(capabilities.input_modalities)
+    budget = Budget(settings, native)
+    budget.count(found)
     # 1. load and check everything; nothing is processed further until all parts pass
     checked: dict[int, Checked | None] = {}
     for i, mp in enumerate(found):
         if mp.url is not None and mp.kind in native:
+            if not settings.fetch_urls:
+                raise fetching_off(mp)
+            check_url(mp, settings)
             checked[i] = None  # passed on by reference; the engine fetches it
             continue
-        checked[i] = check(mp, load_bytes(mp, settings), settings)
+        checked[i] = check(mp, load_bytes(mp, settings), settings, budget)
     # 2. prepare each part for this engine
     labels = prompts.load("media")
     replace: dict[tuple[int, int], list[dict[str, Any]]] = {}
@@ -68,10 +77,10 @@ def prepare_media(messages: Sequence[Message], capabilities: Capabilities, setti
             replace[mp.where] = [mp.part]
             entry.update(seen="native", via="native")
         elif mp.kind == "image":
-            replace[mp.where] = [_text(_image_text(ck, labels, entry))]
+            replace[mp.where] = [_text(_image_text(ck, labels, entry, settings))]
             entry.update(seen="fallback", via="ocr")
         elif mp.kind == "audio":
-            replace[mp.where] = [_text(_audio_text(ck, labels, entry))]
+            replace[mp.where] = [_text(_audio_text(ck, labels, entry, settings))]
             entry.update(seen="fallback", via="asr")
         else:
             replace[mp.where] = _video_parts(ck, labels, entry, settings, frames_native="image" in native,
@@ -115,9 +124,10 @@ def _text(text: str) -> dict[str, Any]:
     return {"type": "text", "text": f"{text}\n\n"}
 
 
-def _image_text(ck: Checked, labels: dict, entry: dict) -> str:
-    f = image.facts(ck.image)
-    text = image.ocr(ck.image)
+def _image_text(ck: Checked, labels: dict, entry: dict, s: MediaSettings) -> str:
+    img = ck.decode_image()  # this part's pixels only, let go on return
+    f = image.facts(img)
+    text = image.ocr(img, s.max_pixels)
     entry.update(ocr=text, colours=f["colours"])
     fields = dict(n=ck.part.index, name=ck.part.name, width=f["width"], height=f["height"],
                   colours=image.colour_words(f), text=text)
@@ -131,8 +141,9 @@ def _transcript(segments: list[audio.Segment], stamps: bool) -> str:
     return " ".join(s.text for s in segments)
 
 
-def _audio_text(ck: Checked, labels: dict, entry: dict) -> str:
-    segments = audio.transcribe(ck.samples)
+def _audio_text(ck: Checked, labels: dict, entry: dict, s: MediaSettings) -> str:
+    samples, _ = decode_audio(ck.part, ck.data, ck.fmt, s)  # this part's samples only
+    segments = audio.transcribe(samples)
     entry["transcript"] = [{"start": round(s.start, 2), "end": round(s.end, 2), "text": s.text} for s in segments]
     fields = dict(n=ck.part.index, name=ck.part.name, duration=clock(ck.duration_s or 0),
                   text=_transcript(segments, stamps=len(segments) > 1))
@@ -160,7 +171,7 @@ def _video_parts(ck: Checked, labels: dict, entry: dict, s: MediaSettings, frame
             parts += [_text(label), {"type": "image_url", "image_url": {"url": data_url("image/jpeg", buf.getvalue())}}]
             entry["frames"].append({"t": fr.t})
         else:
-            text = image.ocr(fr.image)
+            text = image.ocr(fr.image, s.max_pixels)
             label = (labels["video_frame_ocr"].format(n=n, t=t, text=text) if text else
                      labels["video_frame_no_text"].format(n=n, t=t, colours=image.colour_words(image.facts(fr.image))))
             parts.append(_text(label))

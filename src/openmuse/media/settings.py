@@ -19,9 +19,20 @@ class MediaSettings(BaseModel):
     # Video frames sampled per second when the engine cannot take video, and the most frames.
     frame_rate: float = Field(default=1.0, gt=0, le=30)
     max_frames: int = Field(default=16, ge=1, le=256)
-    # Fetch http(s) URLs when a fallback needs their bytes.
+    # Media URLs: fetched (or checked before an engine is given them) only when on; the server
+    # turns them off on a non-loopback bind unless asked (see fetch.py for what is refused).
     fetch_urls: bool = True
-    fetch_timeout_s: float = Field(default=30.0, gt=0)
+    # Total time for one fetch (resolution, redirects, the body), not per read.
+    fetch_timeout_s: float = Field(default=15.0, gt=0, le=600)
+    # Networks, addresses or host names (each optionally :PORT) fetched although not public.
+    fetch_allow: tuple[str, ...] = ()
+    # Per request: URL parts, media parts of every kind, decoded pixels (images and video
+    # frames), seconds of audio and video; and the wall-clock limit of one container decode.
+    max_url_parts: int = Field(default=4, ge=0, le=64)
+    max_parts: int = Field(default=32, ge=1, le=1024)
+    max_total_megapixels: float = Field(default=100.0, gt=0)
+    max_total_duration_s: float = Field(default=1200.0, gt=0)
+    max_decode_s: float = Field(default=60.0, gt=0)
 
     @property
     def max_bytes(self) -> int:
@@ -30,3 +41,7 @@ class MediaSettings(BaseModel):
     @property
     def max_pixels(self) -> int:
         return int(self.max_megapixels * 1_000_000)
+
+    @property
+    def max_total_pixels(self) -> int:
+        return int(self.max_total_megapixels * 1_000_000)

@@ -3,7 +3,10 @@
 Order: empty data, size, content sniffing (the bytes must be of the part's kind), what the
 header declares (image dimensions against the pixel limit — decompression bombs — and audio or
 video duration against the duration limit), then a decode check that finds truncated or corrupt
-files. Each failure is a ``MediaError`` naming the part.
+files. Each failure is a ``MediaError`` naming the part. The request's totals (pixels across
+images and frames, seconds across audio and video) are counted into a ``limits.Budget`` from the
+headers, before decoding. A decoded image or audio track is checked and then let go: ``Checked``
+keeps the bytes and what was learnt, and the preparation decodes each part again, one at a time.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .limits import Budget, DecodeClock
 from .parts import MediaPart
 from .settings import MediaSettings
 
@@ -44,9 +48,17 @@ class Checked:
     width: int | None = None
     height: int | None = None
     duration_s: float | None = None
-    samples: np.ndarray | None = None  # audio decoded to 16 kHz mono float32
-    image: Any = None  # the decoded PIL image
     facts: dict[str, Any] = field(default_factory=dict)
+
+    def decode_image(self):
+        """The image decoded (again): a PIL image, released by the caller when done."""
+        from PIL import Image
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(self.data))
+            img.load()
+        return img
 
 
 def sniff(data: bytes) -> str | None:
@@ -93,7 +105,10 @@ def clock(t: float, frac: bool = False) -> str:
     return f"{int(h)}:{int(m):02d}:{sec}" if h else f"{int(m)}:{sec}"
 
 
-def check(mp: MediaPart, data: bytes, settings: MediaSettings) -> Checked:
+def check(mp: MediaPart, data: bytes, settings: MediaSettings, budget: Budget | None = None) -> Checked:
+    """Every check on one part; ``budget`` counts it into the request's totals (a budget of its
+    own when None)."""
+    budget = budget or Budget(settings)
     if not data:
         raise mp.error("the data is empty (0 bytes)")
     if len(data) > settings.max_bytes:
@@ -106,12 +121,12 @@ def check(mp: MediaPart, data: bytes, settings: MediaSettings) -> Checked:
         declared = f" (declared {mp.declared})" if mp.declared else ""
         raise mp.error(f"the data is {_a(fmt)}, not {KIND_WORDS[mp.kind]}{declared}")
     ck = Checked(part=mp, data=data, fmt=fmt)
-    {"image": _image, "audio": _audio, "video": _video}[mp.kind](ck, settings)
+    {"image": _image, "audio": _audio, "video": _video}[mp.kind](ck, settings, budget)
     return ck
 
 
 # -- images ---------------------------------------------------------------------------------
-def _image(ck: Checked, s: MediaSettings) -> None:
+def _image(ck: Checked, s: MediaSettings, budget: Budget) -> None:
     from PIL import Image, UnidentifiedImageError
 
     mp, name = ck.part, NAMES[ck.fmt]
@@ -123,9 +138,12 @@ def _image(ck: Checked, s: MediaSettings) -> None:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(ck.data))
             _pixels(mp, *img.size, s)
+            budget.image(mp, *img.size)  # the request's total, OCR's enlargement: before decoding
             img.verify()  # structure and checksums (PNG chunks to the end)
             img = Image.open(io.BytesIO(ck.data))
-            img.load()
+            img.load()  # the decode check; the pixels are let go at once
+            ck.width, ck.height = img.width, img.height
+            del img
     except Image.DecompressionBombError as e:
         raise mp.error(f"declares too many pixels ({e}); a decompression bomb?") from None
     except UnidentifiedImageError:
@@ -135,7 +153,6 @@ def _image(ck: Checked, s: MediaSettings) -> None:
         if "truncat" in text.lower() or isinstance(e, EOFError):
             raise mp.error(f"truncated {ck.fmt.upper()} file") from None
         raise mp.error(f"corrupt {name} file ({text.splitlines()[0] if text else type(e).__name__})") from None
-    ck.width, ck.height, ck.image = img.width, img.height, img
 
 
 def _pixels(mp: MediaPart, w: int, h: int, s: MediaSettings) -> None:
@@ -147,10 +164,11 @@ def _pixels(mp: MediaPart, w: int, h: int, s: MediaSettings) -> None:
 
 
 # -- audio ----------------------------------------------------------------------------------
-def _audio(ck: Checked, s: MediaSettings) -> None:
+def _audio(ck: Checked, s: MediaSettings, budget: Budget) -> None:
     if ck.fmt == "wav":
         _wav_header(ck, s)
-    ck.samples, ck.duration_s = decode_audio(ck.part, ck.data, ck.fmt, s)
+    _, ck.duration_s = decode_audio(ck.part, ck.data, ck.fmt, s)  # the samples are let go
+    budget.audio(ck.part, ck.duration_s or 0.0)
 
 
 def _wav_header(ck: Checked, s: MediaSettings) -> None:
@@ -198,6 +216,7 @@ def decode_audio(mp: MediaPart, data: bytes, fmt: str, s: MediaSettings,
 
     name = NAMES.get(fmt, fmt)
     chunks: list[np.ndarray] = []
+    timer = DecodeClock(mp, s)
     try:
         with av.open(io.BytesIO(data), mode="r", metadata_errors="ignore") as container:
             if not container.streams.audio:
@@ -212,6 +231,7 @@ def decode_audio(mp: MediaPart, data: bytes, fmt: str, s: MediaSettings,
             limit = int(s.max_duration_s * SAMPLE_RATE)
             total = 0
             for packet in container.demux(stream):
+                timer.tick()
                 for frame in packet.decode():
                     for out in resampler.resample(frame):
                         arr = out.to_ndarray().reshape(-1)
@@ -236,7 +256,7 @@ def _av_message(e: Exception) -> str:
 
 
 # -- video ----------------------------------------------------------------------------------
-def _video(ck: Checked, s: MediaSettings) -> None:
+def _video(ck: Checked, s: MediaSettings, budget: Budget) -> None:
     import av
 
     mp, name = ck.part, NAMES[ck.fmt]
@@ -251,6 +271,7 @@ def _video(ck: Checked, s: MediaSettings) -> None:
             st = container.streams.video[0]
             _pixels(mp, st.codec_context.width, st.codec_context.height, s)
             ck.width, ck.height, ck.duration_s = st.codec_context.width, st.codec_context.height, declared
+            budget.video(mp, ck.width, ck.height, declared)
             first = next(container.decode(st), None)
             if first is None:
                 raise mp.error(f"the {name} file holds no video frames")

@@ -1,6 +1,7 @@
 """Video as frames and sound, for engines that cannot take video: frames sampled at a rate
 (spread wider when the clip would give more than the most frames), each with its timestamp,
-decoded with PyAV; the audio track decoded for speech recognition."""
+decoded with PyAV within the wall-clock limit of one decode; the audio track decoded for
+speech recognition."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
+from .limits import DecodeClock
 from .settings import MediaSettings
 from .validate import Checked, _av_message, decode_audio
 
@@ -34,12 +36,14 @@ def frames(ck: Checked, s: MediaSettings) -> list[Frame]:
 
     times = sample_times(ck.duration_s or 0.0, s.frame_rate, s.max_frames)
     out: list[Frame] = []
+    timer = DecodeClock(ck.part, s)
     try:
         with av.open(io.BytesIO(ck.data), mode="r", metadata_errors="ignore") as container:
             st = container.streams.video[0]
             start = float(st.start_time * st.time_base) if st.start_time is not None else 0.0
             want = 0
             for frame in container.decode(st):
+                timer.tick()
                 if frame.pts is None:
                     continue
                 t = float(frame.pts * st.time_base) - start
