@@ -88,15 +88,15 @@ def test_chat_contemplate_reload(server, page, tmp_path):
 
 def test_markdown_code_gets_a_copy_button(server, page):
     # a stored answer with a code block, rendered by the server's markdown renderer
-    from openmuse.server.store import Store
+    from openmuse.server.store import LOCAL_OWNER, Store
 
     store = Store(f"sqlite:///{server.home / 'openmuse.db'}")
-    conv = store.create("code")
+    conv = store.create("code", owner=LOCAL_OWNER)  # a server without keys: the local owner's
     store.add_messages(conv["id"], [
         {"role": "user", "content": "show code"},
         {"role": "assistant", "content": "Here:\n\n```python\nprint('hi')\n```\n\n<script>alert(1)</script>",
          "mode": "instant", "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
-    ])
+    ], owner=LOCAL_OWNER)
     page.goto(server.url)
     page.locator("#conversations li .open", has_text="code").click()
     page.locator(".answer pre").wait_for()
