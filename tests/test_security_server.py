@@ -36,10 +36,8 @@ def auth(key: str | None) -> dict:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """Two keys, a small body limit, and the store in a folder the server creates."""
-    home = tmp_path_factory.mktemp("sechome")
-    s = Server(home, "--server-key", "K1", "--server-key", "K2", "--max-body-mb", "0.05",
-               "--database-url", f"sqlite:///{home / 'store' / 'muse.db'}")
+    """Two keys and a small body limit; the store is MUSE_HOME's openmuse.db."""
+    s = Server(tmp_path_factory.mktemp("sechome"), "--server-key", "K1", "--server-key", "K2", "--max-body-mb", "0.05")
     yield s
     s.stop()
 
@@ -107,10 +105,19 @@ def test_chunked_body_over_the_limit_is_413(server):
     assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large", r.text
 
 
-def test_store_file_and_folder_are_private(server):
-    folder = server.home / "store"
-    assert stat.S_IMODE((folder / "muse.db").stat().st_mode) == 0o600
-    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+def test_default_store_file_is_private(server):
+    assert stat.S_IMODE((server.home / "openmuse.db").stat().st_mode) == 0o600
+
+
+def test_store_file_and_folder_are_private(tmp_path):
+    folder = tmp_path / "new" / "store"
+    s = Server(tmp_path, "--database-url", f"sqlite:///{folder / 'muse.db'}",
+               "--engine", "openai", "--base-url", f"http://127.0.0.1:{free_port()}/v1", "--model", "m")
+    try:
+        assert stat.S_IMODE((folder / "muse.db").stat().st_mode) == 0o600
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    finally:
+        s.stop()
 
 
 def test_delete_while_generating_discards_the_answer(server):
@@ -173,7 +180,7 @@ def test_web_app_never_loads_a_stored_answers_image(server):
     leak = LeakListener()
     try:
         url = f"http://127.0.0.1:{leak.port}/leak"
-        store = Store(f"sqlite:///{server.home / 'store' / 'muse.db'}")
+        store = Store(f"sqlite:///{server.home / 'openmuse.db'}")
         conv = store.create("injected", owner=owner_of("K1"))
         store.add_messages(conv["id"], [
             {"role": "user", "content": "summarise my notes"},
