@@ -295,3 +295,33 @@ def test_old_database_is_migrated_and_502_is_redacted(tmp_path):
         assert ":pw@" not in (tmp_path / f"server-{s.port}.log").read_text()
     finally:
         s.stop()
+
+
+def test_grounding_stores_a_reference_not_the_png(tmp_path):
+    """The annotated PNG comes back in the response; the store keeps its hash and size only."""
+    import base64
+    import hashlib
+
+    from .recording_endpoint import RecordingEndpoint
+    from .test_grounding import photo
+
+    data = photo(tmp_path / "birds.png").read_bytes()
+    part = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + base64.b64encode(data).decode()}}
+    ep = RecordingEndpoint(reasoning="", answer='<point x="25" y="50" alt="pelican">pelican</point>',
+                           style="reasoning_content")
+    s = Server(tmp_path, "--engine", "openai", "--base-url", ep.url, "--model", "allenai/Molmo-7B-D",
+               "--modalities", "image")
+    try:
+        r = httpx.post(f"{s.url}/v1/chat/completions", timeout=120, json={
+            "model": "muse-instant", "muse": {"ground": True},
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "Point to the pelican."}, part]}]})
+        assert r.status_code == 200, r.text
+        png_url = r.json()["muse"]["grounding_image"]
+        assert png_url.startswith("data:image/png;base64,")
+        conv = httpx.get(f"{s.url}/v1/conversations/{r.json()['muse']['conversation_id']}").json()
+        stored = conv["messages"][1]["extra"]["grounding_image"]
+        assert stored["sha256"] == hashlib.sha256(png_url.split(",", 1)[1].encode()).hexdigest()
+        assert stored["media_type"] == "image/png" and "base64" not in json.dumps(conv)
+    finally:
+        s.stop()
+        ep.close()
