@@ -405,7 +405,7 @@ def test_server_ground_returns_annotations_and_the_image(tmp_path):
     try:
         settings = EngineSettings(engine="openai", base_url=ep.url, model="allenai/Molmo-7B-D", modalities="image")
         config = ServerConfig(engine=settings, database_url=f"sqlite:///{tmp_path / 'muse.db'}")
-        with TestClient(create_app(config, create_engine(settings))) as client:
+        with TestClient(create_app(config, create_engine(settings)), base_url="http://127.0.0.1") as client:
             ask = {"model": "muse-instant", "messages": [{"role": "user", "content": [
                 {"type": "text", "text": "Point to the pelican."}, part]}]}
             r = client.post("/v1/chat/completions", json={**ask, "muse": {"ground": True}})

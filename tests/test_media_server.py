@@ -94,7 +94,7 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM) and not os.environ.get("CI"), reason="Chromium is not installed")
 def test_web_app_attaches_a_file(server, tmp_path):
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
     from .test_webapp import FLAGS
 
@@ -108,8 +108,8 @@ def test_web_app_attaches_a_file(server, tmp_path):
         page.locator("#chips .chip", has_text="sign.png").wait_for()
         page.fill("#prompt", "What does this sign say?")
         page.click("#send")
-        page.wait_for_function("document.querySelector('#send') && !document.querySelector('#send').disabled"
-                               " && document.querySelector('.msg.assistant .answer')")
+        page.locator(".msg.assistant .answer").first.wait_for()  # locators: the app's CSP forbids eval
+        expect(page.locator("#send")).to_be_enabled(timeout=180_000)
         assert page.locator("#chips .chip").count() == 0  # sent, the composer is clear again
         assert page.locator(".msg.user .chip", has_text="sign.png").count() == 1  # shown in the stored message
         assert page.locator(".msg.assistant .answer").last.inner_text().strip()

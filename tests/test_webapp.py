@@ -45,12 +45,14 @@ def page(tmp_path):
 
 
 def test_chat_contemplate_reload(server, page, tmp_path):
+    from playwright.sync_api import expect
+
     page.goto(server.url)
     page.fill("#prompt", "What is the capital of France?")
     page.keyboard.press("Enter")
     answer = page.locator(".msg.assistant .answer").last
     answer.wait_for()
-    page.wait_for_function("document.querySelector('#send') && !document.querySelector('#send').disabled")
+    expect(page.locator("#send")).to_be_enabled(timeout=180_000)  # locators: the app's CSP forbids eval
     assert "Paris" in answer.inner_text()
     assert page.locator("#conversations li").count() == 1
 
@@ -62,7 +64,7 @@ def test_chat_contemplate_reload(server, page, tmp_path):
     lanes = page.locator(".msg.assistant").last.locator(".lane")
     lanes.first.wait_for()
     assert lanes.count() == 4
-    page.wait_for_function("document.querySelector('#send') && !document.querySelector('#send').disabled")
+    expect(page.locator("#send")).to_be_enabled(timeout=180_000)  # locators: the app's CSP forbids eval
     last = page.locator(".msg.assistant").last
     assert "Agreement:" in last.inner_text()
     # every agent launched is kept and viewable (early stop may leave the last one out)
@@ -80,23 +82,23 @@ def test_chat_contemplate_reload(server, page, tmp_path):
     # rename and delete from the list
     page.once("dialog", lambda d: d.accept("Capitals and sums"))
     page.locator("#conversations li .icon").first.click()
-    page.wait_for_function("document.querySelector('#conversations li .open').textContent === 'Capitals and sums'")
+    expect(page.locator("#conversations li .open").first).to_have_text("Capitals and sums")
     page.once("dialog", lambda d: d.accept())
     page.locator("#conversations li .icon").nth(1).click()
-    page.wait_for_function("document.querySelectorAll('#conversations li').length === 0")
+    expect(page.locator("#conversations li")).to_have_count(0)
 
 
 def test_markdown_code_gets_a_copy_button(server, page):
     # a stored answer with a code block, rendered by the server's markdown renderer
-    from openmuse.server.store import Store
+    from openmuse.server.store import LOCAL_OWNER, Store
 
     store = Store(f"sqlite:///{server.home / 'openmuse.db'}")
-    conv = store.create("code")
+    conv = store.create("code", owner=LOCAL_OWNER)  # a server without keys: the local owner's
     store.add_messages(conv["id"], [
         {"role": "user", "content": "show code"},
         {"role": "assistant", "content": "Here:\n\n```python\nprint('hi')\n```\n\n<script>alert(1)</script>",
          "mode": "instant", "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
-    ])
+    ], owner=LOCAL_OWNER)
     page.goto(server.url)
     page.locator("#conversations li .open", has_text="code").click()
     page.locator(".answer pre").wait_for()

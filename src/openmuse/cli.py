@@ -521,7 +521,7 @@ def _default_database_url() -> str:
     from pathlib import Path
 
     home = Path(os.environ.get("MUSE_HOME") or Path.home() / ".local" / "share" / "openmuse")
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(mode=0o700, parents=True, exist_ok=True)  # the store holds conversations: owner only
     return f"sqlite:///{home / 'openmuse.db'}"
 
 
@@ -539,18 +539,27 @@ def _default_database_url() -> str:
               help="Bind to a non-loopback address without API keys.")
 @click.option("--max-body-mb", envvar="MUSE_MAX_BODY_MB", type=click.FloatRange(min=0.001), default=8.0,
               show_default=True, help="Largest request body accepted (media parts travel in it as base64).")
+@click.option("--allowed-host", "allowed_hosts", envvar="MUSE_ALLOWED_HOSTS", multiple=True,
+              help="Host header name the server answers besides localhost, 127.0.0.1, [::1] and the bind "
+                   "host (repeatable; MUSE_ALLOWED_HOSTS takes several separated by spaces; '*' for any). "
+                   "Guards against DNS rebinding.")
 @media_limit_options
 @handle_errors
 def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, ...], allow_remote: bool,
-          max_body_mb: float, **kw) -> None:
+          max_body_mb: float, allowed_hosts: tuple[str, ...], **kw) -> None:
     """The OpenAI-compatible API and the web app."""
     import ipaddress
 
     import uvicorn
 
+    from rich.markup import escape
+    from sqlalchemy.engine import make_url
+
     from .server.app import ServerConfig, create_app
+    from .server.security import LOOPBACK_HOSTS
 
     keys = tuple(k for key in api_keys for k in key.split() if k)
+    hosts = (*LOOPBACK_HOSTS, host, *(h for entry in allowed_hosts for h in entry.split() if h))
     try:
         loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
@@ -559,9 +568,10 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
         raise ConfigError(f"refusing to serve {host} without API keys: pass --server-key KEY, or --allow-remote")
     config = ServerConfig(engine=_engine_settings(kw), database_url=database_url or _default_database_url(),
                           api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024),
-                          media=_media_settings(kw, serve_host=host))
+                          media=_media_settings(kw, serve_host=host), allowed_hosts=hosts)
     app = create_app(config, engine=_load_engine(config.engine))
-    err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {config.database_url}  ·  "
+    store = escape(make_url(config.database_url).render_as_string(hide_password=True))  # no password printed
+    err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {store}  ·  "
               f"{'API keys required' if keys else 'no API keys'}")
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

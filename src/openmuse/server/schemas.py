@@ -1,15 +1,81 @@
-"""Request bodies of the HTTP API (the OpenAI chat-completions schema, plus one ``muse`` field)."""
+"""Request bodies of the HTTP API (the OpenAI chat-completions schema, plus one ``muse`` field).
+
+Content parts are typed: a text part's text must be a string, a media part needs its object
+(``image_url: {url}``, ``input_audio: {data, format}``, ...), an unknown part type is refused.
+A bad part is a 400 naming where it is (``messages.0.content.1.text``); what a media part holds
+(its bytes, format and size) is checked later by ``media/``."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from ..types import Message
 
 MODELS = {"muse-instant": "instant", "muse-thinking": "thinking", "muse-contemplating": "contemplating"}
 EFFORT = {"none": "instant", "minimal": "instant", "low": "instant", "medium": "thinking", "high": "contemplating"}
+
+
+class _URL(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: StrictStr = Field(min_length=1)
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class _Audio(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    data: StrictStr
+    format: StrictStr
+
+
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["text"]
+    text: StrictStr
+
+
+class ImagePart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["image_url"]
+    image_url: _URL
+
+
+class InputAudioPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["input_audio"]
+    input_audio: _Audio
+
+
+class AudioURLPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["audio_url"]
+    audio_url: _URL
+
+
+class VideoURLPart(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: Literal["video_url"]
+    video_url: _URL
+
+
+Part = Annotated[TextPart | ImagePart | InputAudioPart | AudioURLPart | VideoURLPart, Field(discriminator="type")]
+
+
+class ChatMessage(BaseModel):
+    """One message as a client sends it: a string, or a list of typed content parts."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: StrictStr | list[Part]
+
+    def to_message(self) -> Message:
+        if isinstance(self.content, str):
+            return Message(role=self.role, content=self.content)
+        return Message(role=self.role, content=[p.model_dump(exclude_none=True) for p in self.content])
 
 
 class GroundOptions(BaseModel):
@@ -48,7 +114,8 @@ class ChatCompletionBody(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     model: str
-    messages: list[Message] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    n: int | None = None  # only 1 is served (checked by the handler: a 400 naming ``n``)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
@@ -59,13 +126,16 @@ class ChatCompletionBody(BaseModel):
     reasoning_effort: Literal["none", "minimal", "low", "medium", "high"] | None = None
     muse: MuseOptions = Field(default_factory=MuseOptions)
 
+    def chat_messages(self) -> list[Message]:
+        return [m.to_message() for m in self.messages]
+
     def media_names(self) -> dict[tuple[int, int], str]:
         """(message, part) -> file name for the media parts of the last user message."""
         names = [n.strip()[:200] for n in self.muse.media_names or [] if n.strip()]
         last = next((i for i in range(len(self.messages) - 1, -1, -1) if self.messages[i].role == "user"), None)
         if last is None or not names or isinstance(self.messages[last].content, str):
             return {}
-        where = [(last, pi) for pi, p in enumerate(self.messages[last].content) if p.get("type") != "text"]
+        where = [(last, pi) for pi, p in enumerate(self.messages[last].content) if p.type != "text"]
         return dict(zip(where, names))
 
     def mode_name(self) -> str | None:

@@ -3,11 +3,21 @@
 A SQLite file by default; any SQLAlchemy URL (PostgreSQL: ``postgresql+psycopg://…``) by
 configuration. The schema is created and upgraded by Alembic migrations (``migrations/``) when
 the store opens, so an old database is brought forward and nothing is dropped. SQLite runs in
-WAL mode with a busy timeout, so concurrent writers wait instead of failing.
+WAL mode with a busy timeout, so concurrent writers wait instead of failing; its file is created
+(or tightened to) mode 0600.
+
+Owners: every conversation belongs to an owner, the SHA-256 of the API key that created it
+(``owner_of``; the key itself is never stored), or ``LOCAL_OWNER`` when the server runs without
+keys. Every method takes the owner and every query filters on it, so one key never lists, reads,
+renames, deletes or appends to another key's conversation: to the caller it does not exist. This
+guards the conversations from other keys of the same server; it does not guard the database
+file from someone who can read it (that is the file mode's job), nor encrypt anything.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import uuid
 from datetime import UTC, datetime
 from importlib.resources import files
@@ -15,6 +25,14 @@ from typing import Any
 
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
+
+
+LOCAL_OWNER = "local"  # the one owner of a server without API keys
+
+
+def owner_of(key: str | None) -> str:
+    """The owner recorded for ``key``: its SHA-256 (hex), or ``LOCAL_OWNER`` without a key."""
+    return hashlib.sha256(key.encode()).hexdigest() if key else LOCAL_OWNER
 
 
 def _now() -> datetime:
@@ -29,6 +47,7 @@ class Conversation(Base):
     __tablename__ = "conversations"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=lambda: uuid.uuid4().hex)
+    owner: Mapped[str] = mapped_column(String(64), index=True)
     title: Mapped[str] = mapped_column(String(200), default="New conversation")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=_now, index=True)
@@ -56,21 +75,42 @@ class StoredMessage(Base):
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
 
-def migrate(url: str) -> None:
-    """Bring the database at ``url`` to the newest schema (Alembic ``upgrade head``)."""
+def migrate(url: str, legacy_owner: str = LOCAL_OWNER) -> None:
+    """Bring the database at ``url`` to the newest schema (Alembic ``upgrade head``).
+    Conversations stored before owners existed are given ``legacy_owner``."""
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(files("openmuse.server").joinpath("migrations")))
     cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    cfg.attributes["legacy_owner"] = legacy_owner
     command.upgrade(cfg, "head")
 
 
+def _private_sqlite_file(url: str) -> None:
+    """Create the SQLite file of ``url`` readable by its owner only (0600, its new folder 0700),
+    or tighten an existing one to 0600. Other databases and ``:memory:`` are left alone."""
+    from sqlalchemy.engine import make_url
+
+    u = make_url(url)
+    if not u.drivername.startswith("sqlite") or not u.database or u.database == ":memory:":
+        return
+    path = os.path.abspath(u.database)
+    folder = os.path.dirname(path)
+    if not os.path.isdir(folder):
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    os.chmod(path, 0o600)
+
+
 class Store:
-    def __init__(self, url: str):
+    """The conversations of every owner; each method acts only on ``owner``'s own."""
+
+    def __init__(self, url: str, legacy_owner: str = LOCAL_OWNER):
         self.url = url
-        migrate(url)
+        _private_sqlite_file(url)
+        migrate(url, legacy_owner)
         kwargs: dict[str, Any] = {}
         if url.startswith("sqlite"):
             kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
@@ -86,58 +126,67 @@ class Store:
         self.session = sessionmaker(self.engine, expire_on_commit=False)
 
     # -- conversations ----------------------------------------------------------------------
-    def create(self, title: str) -> dict[str, Any]:
+    def _own(self, s, owner: str, cid: str) -> Conversation | None:
+        """``cid`` if ``owner`` owns it; None for another owner's as for a missing one."""
+        return s.scalars(select(Conversation).where(Conversation.id == cid,
+                                                    Conversation.owner == owner)).first()
+
+    def create(self, title: str, *, owner: str) -> dict[str, Any]:
         with self.session.begin() as s:
-            c = Conversation(title=title[:200] or "New conversation")
+            c = Conversation(title=title[:200] or "New conversation", owner=owner)
             s.add(c)
             s.flush()
             return _conv(c)
 
-    def list(self, limit: int = 200) -> list[dict[str, Any]]:
+    def list(self, *, owner: str, limit: int = 200) -> list[dict[str, Any]]:
         with self.session() as s:
-            rows = s.scalars(select(Conversation).order_by(Conversation.updated_at.desc()).limit(limit))
+            rows = s.scalars(select(Conversation).where(Conversation.owner == owner)
+                             .order_by(Conversation.updated_at.desc()).limit(limit))
             return [_conv(c) for c in rows]
 
-    def get(self, cid: str) -> dict[str, Any] | None:
+    def get(self, cid: str, *, owner: str) -> dict[str, Any] | None:
         with self.session() as s:
-            c = s.get(Conversation, cid)
+            c = self._own(s, owner, cid)
             if c is None:
                 return None
             out = _conv(c)
             out["messages"] = [_msg(m) for m in c.messages]
             return out
 
-    def rename(self, cid: str, title: str) -> dict[str, Any] | None:
+    def rename(self, cid: str, title: str, *, owner: str) -> dict[str, Any] | None:
         with self.session.begin() as s:
-            c = s.get(Conversation, cid)
+            c = self._own(s, owner, cid)
             if c is None:
                 return None
             c.title = title[:200]
             c.updated_at = _now()
             return _conv(c)
 
-    def delete(self, cid: str) -> bool:
+    def delete(self, cid: str, *, owner: str) -> bool:
         with self.session.begin() as s:
-            c = s.get(Conversation, cid)
+            c = self._own(s, owner, cid)
             if c is None:
                 return False
             s.delete(c)
             return True
 
-    def exists(self, cid: str) -> bool:
+    def exists(self, cid: str, *, owner: str) -> bool:
         with self.session() as s:
-            return s.get(Conversation, cid) is not None
+            return self._own(s, owner, cid) is not None
 
     # -- messages ---------------------------------------------------------------------------
-    def add_messages(self, cid: str, messages: list[dict[str, Any]]) -> None:
-        """Append messages to a conversation in one transaction."""
+    def add_messages(self, cid: str, messages: list[dict[str, Any]], *, owner: str) -> list[int]:
+        """Append messages to ``owner``'s conversation in one transaction; their ids. KeyError
+        when it is not there (deleted meanwhile, or another owner's)."""
         with self.session.begin() as s:
-            c = s.get(Conversation, cid)
+            c = self._own(s, owner, cid)
             if c is None:
                 raise KeyError(cid)
-            for m in messages:
-                s.add(StoredMessage(conversation_id=cid, **m))
+            rows = [StoredMessage(conversation_id=cid, **m) for m in messages]
+            s.add_all(rows)
             c.updated_at = _now()
+            s.flush()
+            return [r.id for r in rows]
 
 
 def _conv(c: Conversation) -> dict[str, Any]:

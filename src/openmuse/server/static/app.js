@@ -208,7 +208,9 @@ function renderAssistant(m) {
     div.append(d);
   }
   const ans = el("div", "answer");
-  ans.innerHTML = m.html; // rendered by the server from markdown, raw HTML escaped
+  ans.innerHTML = m.html; // rendered by the server from markdown, raw HTML escaped, images as links
+  const failed = (m.extra || {}).error;
+  if (failed) ans.append(el("p", "error", "No answer: " + failed.message)); // the question is kept
   addCopyButtons(ans);
   div.append(ans, el("div", "meta", usageLine(m)));
   return div;
