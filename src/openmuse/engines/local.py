@@ -220,6 +220,9 @@ class LocalEngine(Engine):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text, special=False))
 
+    def count_prompt(self, request: ChatRequest) -> int:
+        return len(self.prompt_tokens(request))
+
     # -- tokens -----------------------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True, add_bos: bool = False) -> list[int]:
         return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
