@@ -53,8 +53,8 @@ _SCORER = textwrap.dedent("""
     task = create_task("math")
     out = []
     for a in attacks:
-        as_answer = task.score(Item(id="x", messages=[], target="1"),
-                               [[Completion(text="So " + chr(92) + "boxed{" + a + "}.")]], EvalContext(engine=None))
+        said = [[Completion(text="So " + chr(92) + "boxed{" + a + "}.")]]
+        as_answer = task.score(Item(id="x", messages=[], target="1"), said, EvalContext(engine=None))
         out.append([as_answer.extracted == a, as_answer.score, math_task.equivalent("1", a),
                     math_task.equivalent(a, a + "+1"), math_task._to_sympy(a) is None])
     print(json.dumps(out))
@@ -90,7 +90,8 @@ def test_safe_reader_keeps_equivalences():
 def test_muse_eval_math_with_a_poisoned_data_file(tmp_path):
     canary = tmp_path / "pwned"
     data = tmp_path / "poisoned.jsonl"
-    rows = [{"id": "p1", "question": "What is 1 + 1?", "answer": f"__import__('pathlib').Path('{canary}').touch()"},
+    code = f"__import__('pathlib').Path('{canary}').touch()"
+    rows = [{"id": "p1", "question": "What is 1 + 1?", "answer": code},
             {"id": "p2", "question": "What is 2 + 2?", "answer": "9**9**9**9"}]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     run = tmp_path / "run"
@@ -145,7 +146,8 @@ def test_ordinary_conversations_tokenize_exactly_as_before(engine):
     for t in texts:
         convs += [
             (Message(role="system", content="You are a helpful assistant."), Message(role="user", content=t)),
-            (Message(role="user", content="Hi"), Message(role="assistant", content=t), Message(role="user", content="Q")),
+            (Message(role="user", content="Hi"), Message(role="assistant", content=t),
+             Message(role="user", content="Q")),
             (Message(role="system", content=th["system"]), Message(role="user", content=t),
              Message(role="assistant", content=th["reasoning_prefix"] + t + th["answer_prefix"])),
         ]
@@ -178,16 +180,17 @@ def test_thinking_answer_phase_is_checked_before_reasoning(small):
 def test_contemplating_synthesis_is_checked_before_any_agent(small):
     settings = ModeSettings(agents=4, budget=24, max_tokens=64, aggregator="synthesis", early_stop=False)
     before = dict(small.stats)
-    with pytest.raises(ContextOverflow, match=r"Contemplating's synthesis needs up to \d+ tokens.*context of 256"):
+    with pytest.raises(ContextOverflow, match=r"Contemplating's synthesis needs up to \d+ tokens.*of 256"):
         create_mode("contemplating", settings).run(small, QUESTION)
     assert small.stats == before
     # each agent alone fits: the same agents under the vote aggregator run
-    c = create_mode("contemplating", settings.model_copy(update={"aggregator": "majority"})).run(small, QUESTION)
+    vote = settings.model_copy(update={"aggregator": "majority"})
+    c = create_mode("contemplating", vote).run(small, QUESTION)
     assert len(c.agents) == 4
 
 
 def test_cli_budget_overflow_is_one_line_error():
-    p = run_muse("What is 2 + 3?", "--mode", "thinking", "--ctx", "256", "--budget", "120", "--max-tokens", "120",
-                 env={"MUSE_THREADS": "1"})
+    p = run_muse("What is 2 + 3?", "--mode", "thinking", "--ctx", "256", "--budget", "120",
+                 "--max-tokens", "120", env={"MUSE_THREADS": "1"})
     one_line_error(p, "Thinking needs up to")
     assert p.returncode == 1

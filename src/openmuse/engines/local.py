@@ -230,7 +230,8 @@ class LocalEngine(Engine):
     def render(self, request: ChatRequest) -> str:
         """The prompt text: the chat template, then any assistant prefill to continue."""
         messages, prefill = self._messages(request)
-        return self._formatter(messages=[{"role": r, "content": c} for r, c in messages]).prompt + (prefill or "")
+        rendered = self._formatter(messages=[{"role": r, "content": c} for r, c in messages]).prompt
+        return rendered + (prefill or "")
 
     def _messages(self, request: ChatRequest) -> tuple[list[tuple[str, str]], str | None]:
         msgs = list(request.messages)

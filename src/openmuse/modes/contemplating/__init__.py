@@ -186,7 +186,8 @@ class ContemplatingMode(Mode):
                                 engine.capabilities.assistant_prefill)
         budgets.check(engine, "Contemplating's synthesis", [
             ("prompt without answers", budgets.prompt_size(engine, req)),
-            (f"{s.agents} agents' answers and summaries at {s.budget} tokens", s.agents * (3 * s.budget + budgets.SLACK)),
+            (f"{s.agents} agents' answers and summaries at {s.budget} tokens",
+             s.agents * (3 * s.budget + budgets.SLACK)),
             ("synthesis max_tokens", req.max_tokens),
         ])
 
