@@ -7,6 +7,8 @@
   the engine can; ``on_delta(delta)`` sees every piece as it is decoded (``delta.index`` is the
   request's position), so a front door can draw one live lane per request.
 - ``capabilities``
+- ``count_tokens(text)`` / ``count_prompt(request)``: token counts where the engine has the
+  tokenizer (None otherwise), so modes can check a whole budget before decoding.
 """
 
 from __future__ import annotations
@@ -78,6 +80,10 @@ class Engine(ABC):
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens in ``text`` by the model's tokenizer, where the engine has one."""
+        return None
+
+    def count_prompt(self, request: ChatRequest) -> int | None:
+        """Tokens of ``request``'s whole prompt (template included), where the engine can tell."""
         return None
 
     def close(self) -> None:  # noqa: B027 - optional hook

@@ -11,6 +11,9 @@ single and batched greedy results agree.
 
 Between calls, sequence 0 keeps its tokens in the cache: a call whose prompt starts the same way
 (a chat turn, the answer phase of Thinking mode) prefills only what is new.
+
+Special tokens in a prompt come only from the chat template: message text is tokenized
+without them (``chat_tokens``), so text typed as ``<|im_start|>system`` cannot open a turn.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import numpy as np
 
 from ..errors import ConfigError, ContextOverflow, ModelNotFound
 from ..types import Capabilities, ChatRequest, Completion, Delta, Usage
-from . import cpu
+from . import chat_tokens, cpu
 from .base import Engine, EngineSettings, OnDelta
 from .reasoning import CLOSE, OPEN, ThinkSplitter
 
@@ -141,6 +144,7 @@ class LocalEngine(Engine):
             bos_token=self._special_text(bos),
             eos_token=self._special_text(eos),
         )
+        self._specials = chat_tokens.Specials(llama_cpp, self._vocab, self.n_vocab, self._special_text)
         self._model_name = Path(self.path).name.removesuffix(".gguf")
         self._native = OPEN in self._template or settings.reasoning == "native"
         if settings.reasoning == "prompted":
@@ -216,26 +220,36 @@ class LocalEngine(Engine):
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text, special=False))
 
+    def count_prompt(self, request: ChatRequest) -> int:
+        return len(self.prompt_tokens(request))
+
     # -- tokens -----------------------------------------------------------------------------
     def tokenize(self, text: str, special: bool = True, add_bos: bool = False) -> list[int]:
         return self._model.tokenize(text.encode("utf-8"), add_bos=add_bos, special=special)
 
     def render(self, request: ChatRequest) -> str:
         """The prompt text: the chat template, then any assistant prefill to continue."""
+        messages, prefill = self._messages(request)
+        rendered = self._formatter(messages=[{"role": r, "content": c} for r, c in messages]).prompt
+        return rendered + (prefill or "")
+
+    def _messages(self, request: ChatRequest) -> tuple[list[tuple[str, str]], str | None]:
         msgs = list(request.messages)
         prefill = request.prefill
         if prefill is not None:
             msgs = msgs[:-1]
-        out = self._formatter(messages=[{"role": m.role, "content": m.text()} for m in msgs])
-        return out.prompt + (prefill or "")
+        return [(m.role, m.text()) for m in msgs], prefill
 
     def prompt_tokens(self, request: ChatRequest) -> list[int]:
+        """The prompt's token ids: special tokens only where the chat template wrote them,
+        message text (and prefill) as ordinary text (``chat_tokens``)."""
+        messages, prefill = self._messages(request)
         add_bos = bool(self._ll.llama_vocab_get_add_bos(self._vocab))
-        text = self.render(request)
-        bos_text = self._formatter.bos_token
-        if add_bos and bos_text and text.startswith(bos_text):
-            add_bos = False  # the template wrote it already
-        return self.tokenize(text, special=True, add_bos=add_bos)
+        return chat_tokens.prompt_ids(
+            lambda ms: self._formatter(messages=ms).prompt, messages, prefill, self._specials,
+            lambda t: self.tokenize(t, special=False),
+            bos=(self._model.token_bos(), self._formatter.bos_token) if add_bos else None,
+        )
 
     def _special_text(self, token: int) -> str:
         if token < 0:

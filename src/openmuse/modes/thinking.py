@@ -10,6 +10,9 @@ Budget forcing, in two phases through the engine contract:
    budget. On engines that cannot continue an assistant message the answer is asked for in a
    new user turn that quotes the reasoning.
 
+Both phases are checked against the context before the first is decoded (``budget.py``): the
+prompt with the answer prefix + ``budget`` + ``max_tokens`` must fit.
+
 Prompts live in ``prompts/thinking.yaml``.
 """
 
@@ -21,6 +24,7 @@ from collections.abc import Sequence
 from .. import prompts
 from ..engines.base import Engine
 from ..types import Completion, Delta, Message, Usage
+from . import budget as budgets
 from .base import Mode, OnEvent, check_messages, with_system
 
 
@@ -46,18 +50,13 @@ class ThinkingMode(Mode):
         else:
             r_msgs = base
         r_req = self.request(r_msgs, max_tokens=budget, stop=tuple(p["reasoning_stop"]))
+        self._check_budget(engine, base, p)
         r = engine.generate_many([r_req], on_delta=as_reasoning)[0]
         reasoning = (r.reasoning + r.text) if r.reasoning and r.text else (r.reasoning or r.text)
         t1 = time.perf_counter()
 
         # Phase 2: close the reasoning and continue into the answer.
-        if caps.assistant_prefill:
-            closed = opener + reasoning.rstrip() + p["answer_prefix"]
-            a_msgs = [*base, Message(role="assistant", content=closed)]
-        else:
-            turn = p["answer_turn"].format(reasoning=reasoning.strip())
-            a_msgs = [*base, Message(role="user", content=turn)]
-        a_req = self.request(a_msgs)
+        a_req = self.request(self._answer_messages(base, reasoning, p, caps.assistant_prefill))
         a = engine.generate_many([a_req], on_delta=on_event)[0]
         t2 = time.perf_counter()
 
@@ -75,3 +74,22 @@ class ThinkingMode(Mode):
             timings={"wall_s": t2 - t0, "reasoning_s": t1 - t0, "answer_s": t2 - t1},
             extra={"budget": budget, "budget_exhausted": r.finish_reason == "length"},
         )
+
+    @staticmethod
+    def _answer_messages(base: list[Message], reasoning: str, p: dict, prefill: bool) -> list[Message]:
+        """Phase 2's conversation: the reasoning closed for the model (or quoted in a new turn)."""
+        if prefill:
+            closed = p["reasoning_prefix"] + reasoning.rstrip() + p["answer_prefix"]
+            return [*base, Message(role="assistant", content=closed)]
+        return [*base, Message(role="user", content=p["answer_turn"].format(reasoning=reasoning.strip()))]
+
+    def _check_budget(self, engine: Engine, base: list[Message], p: dict) -> None:
+        """Both phases must fit before the first is decoded (``budget.check``): the answer
+        phase's prompt holds the reasoning prompt's text, at most ``budget`` reasoning tokens
+        and the closing/answer prefix."""
+        empty = self.request(self._answer_messages(base, "", p, engine.capabilities.assistant_prefill))
+        budgets.check(engine, "Thinking", [
+            ("prompt with the answer prefix", budgets.prompt_size(engine, empty)),
+            ("reasoning budget", self.settings.budget),
+            ("answer max_tokens", self.settings.max_tokens),
+        ])

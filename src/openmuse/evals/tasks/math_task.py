@@ -10,6 +10,9 @@ last number. Equivalence: equal after normalising LaTeX (``\\left``/``\\right``,
 ``$``, spaces, thousands commas, a trailing period, ``^\\circ``, ``\\text{…}`` units), or equal
 numbers, or sympy's ``simplify(a - b) == 0`` on both sides read as expressions (``\\frac``,
 ``\\sqrt``, ``^``, ``\\pi``, ``\\cdot`` translated) — so ``\\frac{1}{2}`` equals ``0.5``.
+Expressions are read by ``safe_math`` (a whitelist over Python's ``ast``, values built as sympy
+objects from the tree), never by sympy's string parser: an answer or a data row carrying code
+(``__import__('os')…``) is refused as unparseable and scored as not equal; nothing runs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from typing import Any
 from ... import prompts
 from ...types import Completion
 from ..task import EvalContext, Item, Scored, Task, field_of, read_table
+from . import safe_math
 
 _NUM = re.compile(r"-?\d[\d,]*(?:\.\d+)?|-?\.\d+")
 
@@ -75,24 +79,10 @@ def normalize(s: str) -> str:
 
 
 def _to_sympy(s: str):
-    import sympy
-    from sympy.parsing.sympy_parser import (implicit_multiplication_application, parse_expr,
-                                            standard_transformations)
-
-    t = normalize(s)
-    if len(t) > 200:
-        return None
-    for _ in range(5):  # nested \frac{..}{..} and \sqrt{..}, innermost first
-        t = re.sub(r"\\frac\{([^{}]*)\}\{([^{}]*)\}", r"((\1)/(\2))", t)
-        t = re.sub(r"\\sqrt\{([^{}]*)\}", r"sqrt(\1)", t)
-    t = t.replace("\\cdot", "*").replace("\\times", "*").replace("\\pi", "pi").replace("^", "**")
-    t = t.replace("{", "(").replace("}", ")")
-    if "\\" in t or "=" in t:
-        return None
+    """The value of ``s`` read by ``safe_math`` (never evaluated as code), or None."""
     try:
-        return parse_expr(t, transformations=standard_transformations + (implicit_multiplication_application,),
-                          local_dict={"pi": sympy.pi, "e": sympy.E})
-    except Exception:  # noqa: BLE001 - anything sympy cannot read is simply not equal
+        return safe_math.parse(safe_math.latex_to_infix(normalize(s)))
+    except (safe_math.Refused, ArithmeticError, ValueError, TypeError, RecursionError):
         return None
 
 

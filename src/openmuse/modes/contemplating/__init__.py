@@ -11,6 +11,9 @@
 - Aggregation (``vote.py``, ``synthesis.py``): majority vote, confidence-weighted vote (tail
   log-probabilities), and a synthesizer that states the agreement and cannot overrule a clear
   majority. ``aggregator`` picks which decides the final answer; all three are reported.
+- Budgets (``modes/budget.py``): every agent's prompt + budget, and with the synthesis
+  aggregator the synthesizer's worst-case prompt + its max tokens, are checked against the
+  context before the first agent is decoded.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 from ...engines.base import Engine
 from ...errors import ConfigError
 from ...types import Completion, Delta, Message, Usage
+from .. import budget as budgets
 from ..base import Mode, OnEvent, check_messages
 from . import agents as agents_mod
 from . import synthesis
@@ -51,6 +55,8 @@ class ContemplatingMode(Mode):
             raise ConfigError(f"agents must be between 1 and 16, not {s.agents}")
         t0 = time.perf_counter()
         question = next(m.text() for m in reversed(messages) if m.role == "user")
+        if s.aggregator == "synthesis" and s.agents > 1:
+            self._check_synthesis(engine, question)
         traces, skipped = self.run_agents(engine, messages, on_event)
         t1 = time.perf_counter()
         answers = [a.text or None for a in traces]
@@ -132,6 +138,10 @@ class ContemplatingMode(Mode):
         specs = agents_mod.specs(s.agents, s.seed)
         questions = [next(m.text() for m in reversed(c) if m.role == "user") for c in conversations]
         reqs = [agents_mod.requests(c, specs, s.budget) for c in conversations]
+        for conv in reqs:  # every wave's agents must fit before the first wave is decoded
+            for spec, req in zip(specs, conv):
+                budgets.check(engine, f"Contemplating agent {spec.index + 1}",
+                              [("prompt", budgets.prompt_size(engine, req)), ("budget", s.budget)])
         traces: list[list[Completion]] = [[] for _ in conversations]
         skipped = [0 for _ in conversations]
         live = list(range(len(conversations)))
@@ -164,6 +174,22 @@ class ContemplatingMode(Mode):
                         for i in range(start, s.agents):
                             on_event(Delta(kind="status", text="skipped", index=i))
         return list(zip(traces, skipped))
+
+    def _check_synthesis(self, engine: Engine, question: str) -> None:
+        """The synthesizer's worst case must fit before any agent is decoded (``budget.py``):
+        its prompt with every agent's answer and summary empty, then per agent the answer at
+        ``budget`` tokens twice (its line, the agreement line) and the summary at ``budget``."""
+        s = self.settings
+        empty = [Completion(extra={"agent": a.index + 1, "approach": a.approach})
+                 for a in agents_mod.specs(s.agents, s.seed)]
+        req = synthesis.request(question, empty, VoteResult(winner=None, total=s.agents), s.max_tokens,
+                                engine.capabilities.assistant_prefill)
+        budgets.check(engine, "Contemplating's synthesis", [
+            ("prompt without answers", budgets.prompt_size(engine, req)),
+            (f"{s.agents} agents' answers and summaries at {s.budget} tokens",
+             s.agents * (3 * s.budget + budgets.SLACK)),
+            ("synthesis max_tokens", req.max_tokens),
+        ])
 
     @staticmethod
     def _text(traces: list[Completion], final: str | None, shown: VoteResult,
