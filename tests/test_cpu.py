@@ -13,6 +13,7 @@ Run: `.venv/bin/pytest tests/test_cpu.py`."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -100,8 +101,9 @@ def test_llama_server_wrapper_loads_with_the_same_choice(llama_server_run):
 
 
 def test_llama_server_wrapper_refuses_a_bad_setting():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MUSE_")}  # PYTHONPATH installs too
     r = subprocess.run([sys.executable, "-m", "openmuse.engines.llama_server", "--model", "x.gguf"],
-                       capture_output=True, text=True, env={"MUSE_EXTRA_BUFFERS": "maybe", "PATH": ""})
+                       capture_output=True, text=True, env={**env, "MUSE_EXTRA_BUFFERS": "maybe"})
     assert r.returncode == 1 and r.stderr.strip() == "error: MUSE_EXTRA_BUFFERS must be auto, on or off, not 'maybe'"
 
 

@@ -17,46 +17,43 @@ MODELS = {"muse-instant": "instant", "muse-thinking": "thinking", "muse-contempl
 EFFORT = {"none": "instant", "minimal": "instant", "low": "instant", "medium": "thinking", "high": "contemplating"}
 
 
-class _URL(BaseModel):
+class _Strict(BaseModel):
+    """A part or field of a part: unknown keys are refused (400 ``invalid_content_part``)."""
+
     model_config = ConfigDict(extra="forbid")
 
+
+class _URL(_Strict):
     url: StrictStr = Field(min_length=1)
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class _Audio(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class _Audio(_Strict):
     data: StrictStr
     format: StrictStr
 
 
-class TextPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TextPart(_Strict):
     type: Literal["text"]
     text: StrictStr
 
 
-class ImagePart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ImagePart(_Strict):
     type: Literal["image_url"]
     image_url: _URL
 
 
-class InputAudioPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class InputAudioPart(_Strict):
     type: Literal["input_audio"]
     input_audio: _Audio
 
 
-class AudioURLPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class AudioURLPart(_Strict):
     type: Literal["audio_url"]
     audio_url: _URL
 
 
-class VideoURLPart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class VideoURLPart(_Strict):
     type: Literal["video_url"]
     video_url: _URL
 
