@@ -232,3 +232,27 @@ def test_bench_contention_writes_every_policy(tmp_path):
         assert row["idle_tok_s"] > 0 and row["contended_tok_s"] > 0
         assert abs(row["kept"] - row["contended_tok_s"] / row["idle_tok_s"]) < 0.02
     assert f"written to {out}" in r.stdout
+
+
+def test_doctor_prints_markup_like_text_as_it_is():
+    """Found in review: an answer such as ``Paris [/INST]`` was read as Rich markup and crashed."""
+    import io
+
+    from rich.console import Console
+
+    from openmuse.doctor import print_report
+
+    rep = {"openmuse": "0", "python": "3", "tools": {"tesseract [/x]": "5 [/y]"},
+           "machine": {"cpu": "CPU [/b]", "machine": "x86_64", "os": "Linux", "logical_cpus": 2, "allowed_cpus": 2,
+                       "physical_cores_allowed": 2, "cgroup_quota_cores": None, "flags": []},
+           "llama_cpp": {"llama-cpp-python": "0.3.36", "system_info": "", "features_on": ["AVX2"],
+                         "extra_buffers_if_auto": ""},
+           "probe": {"ok": True, "engine": "local", "model": "m[/z]", "load_s": 0.1,
+                     "generation": {"question": "q", "answer": "Paris [/INST]", "tokens": 3, "seconds": 0.1,
+                                    "tok_s": 30.0}}}
+    buf = io.StringIO()
+    print_report(rep, Console(file=buf, width=300))
+    assert "'Paris [/INST]'" in buf.getvalue() and "tesseract [/x]: 5 [/y]" in buf.getvalue()
+    rep["probe"] = {"ok": False, "error": "cannot load model /a[/b].gguf"}
+    print_report(rep, Console(file=buf, width=300))
+    assert "FAILED: cannot load model /a[/b].gguf" in buf.getvalue()

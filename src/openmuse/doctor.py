@@ -136,7 +136,21 @@ def report(settings: EngineSettings) -> dict[str, Any]:
     }
 
 
+def _escaped(value: Any) -> Any:
+    """Report values made safe for Rich markup (a model may answer ``Paris [/INST]``)."""
+    from rich.markup import escape
+
+    if isinstance(value, str):
+        return escape(value)
+    if isinstance(value, dict):
+        return {escape(str(k)): _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def print_report(rep: dict[str, Any], console) -> None:
+    rep = _escaped(rep)
     m, ll, p = rep["machine"], rep["llama_cpp"], rep["probe"]
     ok, warn, bad = "[green]ok[/]", "[yellow]missing[/]", "[red]FAILED[/]"
     console.print(f"[bold]OpenMuse {rep['openmuse']}[/] · Python {rep['python']} · {m['os']}")
@@ -160,7 +174,7 @@ def print_report(rep: dict[str, Any], console) -> None:
                              if th["free_cores"] is not None else ""), highlight=False)
         g = p["generation"]
         console.print(f"[bold]generate[/]  {ok} {p['engine']}:{p['model']} loaded in {p['load_s']:.2f} s; "
-                      f"{g['tokens']} tokens in {g['seconds']:.2f} s ({g['tok_s']} tok/s): {g['answer']!r}",
+                      f"{g['tokens']} tokens in {g['seconds']:.2f} s ({g['tok_s']} tok/s): '{g['answer']}'",
                       highlight=False)
     else:
         console.print(f"[bold]generate[/]  {bad}: {p.get('error')}", highlight=False)

@@ -2,7 +2,7 @@
 machine idle and with CPU-burning processes beside it, for each thread policy, in one run.
 
 Policies compared: ``auto`` (the default: as many threads as the cores other processes leave
-free, re-measured while decoding), ``all`` (one thread per allowed core: the old default) and
+free, re-measured while decoding), ``all`` (one thread per logical CPU: the old default) and
 ``all-1`` (one fewer). A burner is a separate Python process spinning on ``while True``, as a
 busy neighbour on a laptop or a shared VM would. Each measurement decodes one sequence for at
 most ``steps`` tokens or ``seconds`` seconds (whichever comes first: a stalled policy can
@@ -13,6 +13,7 @@ arguments and the environment, go to a JSON file.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,11 +33,12 @@ from .engine import PROMPT
 BURN = "while True:\n    pass\n"
 
 
-def policies(most: int) -> list[tuple[str, int | None]]:
-    """(name, fixed threads or None for auto), the default first."""
-    out: list[tuple[str, int | None]] = [("auto", None), (f"all ({most})", most)]
-    if most > 1:
-        out.append((f"all-1 ({most - 1})", most - 1))
+def policies(cpus: int) -> list[tuple[str, int | None]]:
+    """(name, fixed threads or None for auto), the default first; ``cpus`` is what the old
+    default used: every logical CPU (``os.cpu_count()``)."""
+    out: list[tuple[str, int | None]] = [("auto", None), (f"all ({cpus})", cpus)]
+    if cpus > 1:
+        out.append((f"all-1 ({cpus - 1})", cpus - 1))
     return out
 
 
@@ -73,7 +75,7 @@ def run_contention_bench(engine: LocalEngine, steps: int, burners: int, seconds:
         "results": [],
     }
     engine.generate(ChatRequest(messages=[{"role": "user", "content": "Hi"}], max_tokens=4))  # warm up
-    for name, fixed in policies(most):
+    for name, fixed in policies(os.cpu_count() or 1):
         idle, busy, used = [], [], []
         for r in range(repeats):
             if progress:

@@ -15,9 +15,12 @@ model to continue) is message text too, except the reasoning markers ``<think>``
 which modes write there themselves and which stay special on models that have them as tokens.
 
 What it does not cover: a template that changes message text (trims it, splits it, tests
-its start) does not keep the placeholders intact; for such a template the prompt is rendered
-with the real text and refused (``ConfigError``) when any message holds special-token text,
-else tokenized as before. Tokens llama.cpp marks USER_DEFINED are matched by llama.cpp even
+its start) does not keep the placeholders intact (each placeholder carries whitespace on both
+sides, so trimming is seen); for such a template the prompt is rendered with the real text and
+refused (``ConfigError``) when any message or the prefill holds special-token text, else
+tokenized as before. A transformation that depends on the text itself and leaves the
+placeholder alone (Qwen3's template splitting an assistant message on ``</think>``) is not
+seen: such a message goes in whole. Tokens llama.cpp marks USER_DEFINED are matched by llama.cpp even
 with ``special=False`` (none in the packaged SmolLM2, whose specials are all CONTROL). Roles
 are written into the template by it; they are a closed set checked by ``types.Message``.
 """
@@ -58,7 +61,7 @@ def prompt_ids(render: Callable[[list[dict]], str], messages: Sequence[tuple[str
     template wrote it."""
     segs = segments(render, messages, prefill)
     if segs is None:  # a template that transforms message text
-        check_plain(messages, specials)
+        check_plain([*messages, *([("assistant prefill", strip_markers(prefill))] if prefill else [])], specials)
         segs = [(render([{"role": r, "content": c} for r, c in messages]) + (prefill or ""), True)]
     ids = tokens(segs, specials, tokenize)
     if bos and not (bos[1] and "".join(t for t, _ in segs).startswith(bos[1])):
@@ -71,7 +74,9 @@ def segments(render: Callable[[list[dict]], str], messages: Sequence[tuple[str, 
     """The prompt as template and content pieces, or None when the template does not keep each
     placeholder exactly once and in order (it transforms message text)."""
     nonce = secrets.token_hex(8)
-    marks = [f"\ue000{nonce}:{i}\ue001" for i in range(len(messages))]
+    # Whitespace around each placeholder: a template that trims message text (Llama 3, Gemma)
+    # drops it, the placeholder is then not found whole, and the fallback path is taken.
+    marks = [f" \n\ue000{nonce}:{i}\ue001\n " for i in range(len(messages))]
     text = render([{"role": role, "content": mark} for (role, _), mark in zip(messages, marks)])
     out: list[Segment] = []
     pos = 0
@@ -112,6 +117,11 @@ def tokens(segs: Sequence[Segment], specials: Specials, tokenize: Callable[[str]
                 run.append(part)
     flush()
     return out
+
+
+def strip_markers(text: str) -> str:
+    """``text`` without the reasoning markers a mode writes into a prefill itself."""
+    return text.replace(OPEN, "").replace(CLOSE, "")
 
 
 def check_plain(messages: Sequence[tuple[str, str]], specials: Specials) -> None:

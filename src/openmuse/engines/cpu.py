@@ -221,8 +221,13 @@ class ThreadPolicy:
         return f"fixed {self.fixed}" if self.fixed else f"auto (up to {self.most})"
 
     def _sample(self) -> tuple[float, float, float]:
-        per_cpu = psutil.cpu_times(percpu=True)
-        busy = sum(_busy_seconds(per_cpu[i]) for i in self.cpus if i < len(per_cpu))
+        per_cpu = psutil.cpu_times(percpu=True)  # online CPUs, in order
+        if len(per_cpu) == (os.cpu_count() or len(per_cpu)):
+            chosen = [per_cpu[i] for i in self.cpus if i < len(per_cpu)]
+        else:  # some CPUs offline: positions are not CPU ids, so measure every online CPU
+            chosen = list(per_cpu)
+        self._measured = len(chosen)
+        busy = sum(_busy_seconds(t) for t in chosen)
         own = self._proc.cpu_times()
         return self.clock(), busy, own.user + own.system
 
@@ -235,9 +240,11 @@ class ThreadPolicy:
             return self.current
         sample = self._sample()
         wall = sample[0] - self._last[0]
+        if wall <= 0:
+            return self.current
         others = max(0.0, (sample[1] - self._last[1]) - (sample[2] - self._last[2])) / wall
         self._last = sample
-        self.free_cores = max(0.0, len(self.cpus) - others)
+        self.free_cores = max(0.0, self._measured - others)
         n = threads_for(self.free_cores, self.most)
         if n != self.current:
             self.current = n

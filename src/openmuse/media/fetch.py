@@ -121,6 +121,7 @@ def is_public(ip: IP) -> bool:
         if ip.teredo:
             return False
     bad = (ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_unspecified or ip.is_multicast
+           or getattr(ip, "is_site_local", False)
            or ip.is_reserved)
     return ip.is_global and not bad
 
@@ -162,7 +163,13 @@ def check_hop(url: str, allow: tuple[Allow, ...], resolve: bool = True) -> Hop |
         raise Refused("no host")
     port = port or (443 if parts.scheme == "https" else 80)
     named = [a for a in allow if a.host is not None and a.covers(host, None, port)]
-    if named and not resolve:
+    if named and not resolve:  # allowed by name: the engine resolves it, in its own network
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            return None
+        if any(ipaddress.ip_address(i[4][0].split("%")[0]) in ALWAYS_REFUSED for i in infos):
+            raise Refused(f"{host} resolves to a cloud-metadata address")
         return None
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)

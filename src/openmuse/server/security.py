@@ -43,7 +43,7 @@ class Keys:
     """The configured API keys; ``owner(authorization)`` is the caller's owner, or None."""
 
     def __init__(self, keys: Iterable[str]):
-        self.keys = tuple(k.encode() for k in keys)
+        self.keys = tuple(k.encode() for k in keys if k)  # an empty key would match "Bearer "
         self.owners = tuple(owner_of(k.decode()) for k in self.keys)
 
     def owner(self, authorization: str) -> str | None:

@@ -17,6 +17,7 @@ file from someone who can read it (that is the file mode's job), nor encrypt any
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import uuid
 from datetime import UTC, datetime
@@ -29,6 +30,8 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship,
 
 LOCAL_OWNER = "local"  # the one owner of a server without API keys
 
+
+log = logging.getLogger("openmuse.server.store")
 
 def owner_of(key: str | None) -> str:
     """The owner recorded for ``key``: its SHA-256 (hex), or ``LOCAL_OWNER`` without a key."""
@@ -101,7 +104,14 @@ def _private_sqlite_file(url: str) -> None:
     if not os.path.isdir(folder):
         os.makedirs(folder, mode=0o700, exist_ok=True)
     os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
-    os.chmod(path, 0o600)
+    for p in (path, path + "-wal", path + "-shm", path + "-journal"):
+        try:
+            if os.path.exists(p) and os.stat(p).st_uid == os.getuid():
+                os.chmod(p, 0o600)
+            elif os.path.exists(p):  # shared on purpose (a group-writable file of another user): leave it
+                log.warning("store file %s belongs to another user; its mode is left as it is", p)
+        except (OSError, AttributeError) as e:  # AttributeError: no getuid (Windows)
+            log.warning("could not make %s private: %s", p, e)
 
 
 class Store:

@@ -15,8 +15,13 @@ multi-letter name can reach anything. Sizes are capped so that nothing hangs: at
 pass ``MAX_BITS`` bits (``9**9**9**9``), a variable's power past ``MAX_SYMBOLIC_EXP``, or an
 exponent that is not a small rational is refused.
 
-What it does not cover: it decides nothing about equality by itself (``math_task.equivalent``
-compares the values with ``sympy.simplify``, on trees of at most ``MAX_CHARS`` characters);
+``same_value`` compares two values: exactly when both are numbers, else numerically at a few
+fixed points of their variables (30 digits) — never with ``sympy.simplify``, whose time has no
+bound (``((x+1)^{64})^{64}`` against ``x`` ran for minutes). Scientific notation (``3e2``) is
+refused rather than read as ``3·e·2``; the caller compares such numbers as floats.
+
+What it does not cover: equality by agreement at sample points is probabilistic in principle
+(two different expressions agreeing at all four points);
 it reads no LaTeX beyond ``\\frac``, ``\\sqrt``, ``\\cdot``, ``\\times``, ``\\pi`` and braces
 (what else the caller's normalisation removes), no equations, intervals, tuples, functions
 other than ``sqrt``, or variable names longer than one letter: those are refused (``None``),
@@ -36,6 +41,8 @@ MAX_BITS = 4096  # bits of an integer power's result (2**4096 has 1234 digits)
 MAX_ROOT = 12  # largest denominator of a fractional exponent (roots up to the 12th)
 MAX_SYMBOLIC_EXP = 64  # largest exponent of an expression holding a variable
 
+_SCIENTIFIC = re.compile(r"\d\s*[eE]\s*[-+]?\s*\d")
+_POINTS = (0.6180339887, 1.3247179572, 0.8414709848, 1.4142135624)  # fixed, irrational-looking
 _TOKEN = re.compile(r"\s*(?:(\d+\.\d*|\.\d+|\d+)|([A-Za-z]+)|(\*\*|[-+*/()]))")
 _FUNCS = {"sqrt"}
 _CONSTS = {"pi", "e"}
@@ -88,6 +95,8 @@ def parse(text: str):
     anything outside the grammar or the size caps."""
     if len(text) > MAX_CHARS:
         raise Refused("too long")
+    if _SCIENTIFIC.search(text):
+        raise Refused("scientific notation")
     toks = tokens(text)
     if not toks:
         raise Refused("empty")
@@ -154,3 +163,26 @@ def _power(base, exp):
     elif base.free_symbols and abs(exp.p) > MAX_SYMBOLIC_EXP:
         raise Refused("exponent too large")
     return sympy.Pow(base, exp)
+
+
+def same_value(x, y) -> bool:
+    """Whether two values from ``parse`` are equal: exactly when both are numbers, else
+    numerically at ``_POINTS`` for every variable (different variables at different points),
+    with 30 digits. Bounded time: no simplification, no expansion."""
+    import sympy
+
+    names = sorted(x.free_symbols | y.free_symbols, key=str)
+    trials = [{}] if not names else [
+        {v: sympy.Float(_POINTS[(k + j) % len(_POINTS)], 30) for j, v in enumerate(names)}
+        for k in range(len(_POINTS))]
+    try:
+        for subs in trials:
+            a, b = x.evalf(30, subs=subs), y.evalf(30, subs=subs)
+            if not (a.is_number and b.is_number and a.is_finite and b.is_finite):
+                return False
+            scale = max(sympy.Integer(1), abs(a), abs(b))
+            if abs(a - b) > scale * sympy.Float("1e-20", 30):
+                return False
+        return True
+    except (TypeError, ValueError, ArithmeticError):
+        return False

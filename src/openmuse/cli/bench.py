@@ -1,0 +1,143 @@
+"""``muse bench …``: benchmarks that print ratios measured side by side in one run."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import ConfigError
+from .common import _engine_settings, _int_list, _load_engine, cli, engine_options, err, handle_errors, out
+
+@cli.group()
+def bench() -> None:
+    """Benchmarks that print ratios measured side by side in one run."""
+
+
+@bench.command("engine")
+@engine_options
+@click.option("--ns", default="1,4,8,16", show_default=True, help="Sequence counts to measure.")
+@click.option("--steps", type=click.IntRange(min=1), default=96, show_default=True, help="Tokens decoded per sequence.")
+@click.option("--out", "out_path", default=None, help="Results file (default: results/bench-engine-TIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--contention", is_flag=True,
+              help="Instead: one sequence's tok/s idle and with busy processes beside it, per thread policy.")
+@click.option("--burners", type=click.IntRange(min=1), default=1, show_default=True,
+              help="--contention: CPU-burning processes started beside the engine.")
+@click.option("--seconds", type=click.FloatRange(min=1), default=20.0, show_default=True,
+              help="--contention: longest time one measurement decodes.")
+@click.option("--repeats", type=click.IntRange(min=1), default=2, show_default=True,
+              help="--contention: measurements per policy (the median is reported).")
+@handle_errors
+def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, contention: bool, burners: int,
+                 seconds: float, repeats: int, **kw) -> None:
+    """Prompt and decode tokens/s of the local engine, batched against one after another
+    (or, with --contention, idle against beside busy processes)."""
+    from ..bench import contention as cb
+    from ..bench import engine as eb
+
+    counts = _int_list(ns, "--ns")
+    settings = _engine_settings(kw)
+    if settings.engine != "local":
+        raise ConfigError("bench engine measures the local engine; use --engine local")
+    if not counts or min(counts) < 1 or max(counts) > settings.n_seq_max:
+        raise ConfigError(f"--ns must lie between 1 and {settings.n_seq_max}")
+    engine = _load_engine(settings)
+    progress = None if as_json else err
+    if contention:
+        report, path = cb.run_contention_bench(engine, steps, burners, seconds, repeats, out_path, progress)
+    else:
+        report, path = eb.run_engine_bench(engine, counts, steps, out_path, progress)
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    (cb if contention else eb).print_table(report, out)
+    out.print(f"[dim]written to {path}[/]")
+
+
+@bench.command("contemplate")
+@engine_options
+@click.option("--items", type=click.IntRange(min=4), default=200, show_default=True, help="Problems in the set.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the problem generator.")
+@click.option("--ladder", default="1,2,4,8,16", show_default=True, help="Agent counts.")
+@click.option("--budget", type=click.IntRange(min=8), default=64, show_default=True, help="Tokens per agent.")
+@click.option("--timing-items", type=click.IntRange(min=1), default=12, show_default=True,
+              help="Items on which batched and one-by-one agents are timed.")
+@click.option("--timing-repeats", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Timings per item and way; the best is kept.")
+@click.option("--out", "out_dir", default=None, help="Folder for the JSON and PNG (default: results/).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_items: int,
+                      timing_repeats: int, out_dir: str | None, as_json: bool, **kw) -> None:
+    """Contemplating's scaling ladder: accuracy, tokens and time at 1-16 agents."""
+    from ..bench.contemplate import run_contemplate_bench
+
+    counts = tuple(sorted(set(_int_list(ladder, "--ladder"))))
+    if not counts or counts[0] < 1 or counts[-1] > 16:
+        raise ConfigError("--ladder values must lie between 1 and 16")
+    engine = _load_engine(_engine_settings(kw))
+    report, path = run_contemplate_bench(
+        engine, items=items, seed=seed, ladder=counts, budget=budget, timing_items=timing_items,
+        timing_repeats=timing_repeats, early_stop_agents=8 if 8 in counts else counts[-1], out_dir=out_dir,
+        progress=None if as_json else (lambda m: err.print(f"[dim]{m}[/]")),
+    )
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"Contemplating ladder · {report['args']['model']} · {items} items")
+    for col in ("agents", "aggregator", "accuracy", "95% interval", "tokens/item", "wall s/item"):
+        t.add_column(col, justify="right")
+    for r in report["ladder"]:
+        t.add_row(str(r["agents"]), r["aggregator"], f"{r['accuracy']:.3f}",
+                  f"{r['ci95'][0]:.3f}–{r['ci95'][1]:.3f}", f"{r['tokens_per_item']:.0f}", f"{r['wall_s']:.2f}")
+    out.print(t)
+    sa = report["single_agent"]
+    es = report["early_stop"]
+    out.print(f"single agent: greedy {sa['greedy']['accuracy']:.3f}, sampled (T=0.3) {sa['sampled']['accuracy']:.3f}")
+    n_ratio = 8 if 8 in counts else counts[-1]
+    out.print(f"wall time of {n_ratio} agents batched / one after another: {report['batched_vs_sequential']:.2f}")
+    ws = es["with_synthesis"]
+    out.print(f"early stop at {es['agents']} agents: {es['token_saving']:.0%} of tokens saved, accuracy "
+              f"{es['accuracy_delta']:+.3f} ({es['items_stopped_early']} of {items} items stopped early); "
+              f"with the synthesizer {ws['token_saving']:.0%} saved, accuracy {ws['accuracy_delta']:+.3f}")
+    out.print(f"[dim]written to {path} and {report['plot']}[/]")
+
+
+@bench.command("serve")
+@engine_options
+@click.option("--levels", default="1,4,16", show_default=True, help="Concurrency levels.")
+@click.option("--requests", type=click.IntRange(min=1), default=16, show_default=True, help="Requests per level.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--out", "out_path", default=None, help="Results file (default: results/bench-serve-TIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def bench_serve(levels: str, requests: int, max_tokens: int, out_path: str | None, as_json: bool, **kw) -> None:
+    """Server requests/s and p50/p95 latency, and its overhead against the engine called directly."""
+    from ..bench.serve import run_serve_bench
+
+    counts = tuple(_int_list(levels, "--levels"))
+    if not counts or min(counts) < 1:
+        raise ConfigError("--levels must be at least 1")
+    engine = _load_engine(_engine_settings(kw))
+    report, path = run_serve_bench(engine, counts, requests, max_tokens, out_path,
+                                   progress=None if as_json else (lambda m: err.print(f"[dim]{m}[/]")))
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    from rich.table import Table
+
+    t = Table(title=f"muse serve · {report['args']['model']} · {requests} requests a level")
+    for col in ("concurrency", "server req/s", "p50 s", "p95 s", "direct req/s", "direct p50 s"):
+        t.add_column(col, justify="right")
+    for h, d in zip(report["levels"], report["direct"]):
+        t.add_row(str(h["concurrency"]), f"{h['rps']:.2f}", f"{h['p50_s']:.2f}", f"{h['p95_s']:.2f}",
+                  f"{d['rps']:.2f}", f"{d['p50_s']:.2f}")
+    out.print(t)
+    out.print(f"server overhead against the engine called directly: {report['overhead']:+.1%}")
+    out.print(f"[dim]written to {path}[/]")
+
+
+# --- muse eval: the evaluation harness (openmuse.evals) ---------------------------------------

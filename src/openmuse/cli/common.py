@@ -1,0 +1,242 @@
+"""What every ``muse`` command shares: the consoles, the root group with its default command,
+the option stacks (engine, media, grounding, mode) with their ``MUSE_*`` variables, and the
+settings built from them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+
+import click
+from pydantic import ValidationError
+from rich.console import Console
+
+from .. import __version__
+from ..engines import EngineSettings, create_engine
+from ..errors import ConfigError
+from ..modes import ModeSettings
+
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+
+class DefaultGroup(click.Group):
+    """A group whose unknown first word is the question for the default command."""
+
+    default_command = "ask"
+
+    def parse_args(self, ctx, args):
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h", "--version"):
+            args = [self.default_command, *args]
+        elif not args:
+            args = [self.default_command]
+        return super().parse_args(ctx, args)
+
+
+def _stack(f: Callable, opts: list[Callable]) -> Callable:
+    """Apply option decorators so that they show in the order listed."""
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+class ThreadsType(click.ParamType):
+    """``auto`` (None) or a whole number of threads ≥ 1."""
+
+    name = "auto|N"
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int):
+            return value
+        text = str(value).strip().lower()
+        if text == "auto":
+            return None
+        try:
+            n = int(text)
+        except ValueError:
+            n = 0
+        if n < 1:
+            self.fail(f"{value!r} is neither auto nor a whole number of threads ≥ 1", param, ctx)
+        return n
+
+
+def engine_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--engine", envvar="MUSE_ENGINE", default="local", show_default=True,
+                     help="Engine: local (embedded llama.cpp) or openai (any OpenAI-compatible endpoint)."),
+        click.option("--model", envvar="MUSE_MODEL", default=None,
+                     help="local: path to a GGUF (default: packaged SmolLM2-135M-Instruct); openai: model name."),
+        click.option("--base-url", envvar="MUSE_BASE_URL", default=None,
+                     help="Base URL of an OpenAI-compatible endpoint, e.g. http://localhost:8000/v1."),
+        click.option("--api-key", envvar="MUSE_API_KEY", default=None, help="API key for --base-url."),
+        click.option("--ctx", "n_ctx", envvar="MUSE_CTX", type=click.IntRange(min=256), default=8192,
+                     show_default=True, help="local: context size shared by all sequences."),
+        click.option("--threads", "n_threads", envvar="MUSE_THREADS", type=ThreadsType(), default="auto",
+                     show_default=True,
+                     help="local: CPU threads, or auto: as many as the cores other processes leave free "
+                          "(re-measured while decoding, up to the physical cores)."),
+        click.option("--extra-buffers", envvar="MUSE_EXTRA_BUFFERS", type=click.Choice(["auto", "on", "off"]),
+                     default="auto", show_default=True,
+                     help="local: llama.cpp's extra weight buffer types (AMX, repacked weights); auto "
+                          "skips those known to crash (AMX in this llama.cpp). `muse doctor` shows the choice."),
+        click.option("--prefill", envvar="MUSE_PREFILL", type=click.Choice(["auto", "yes", "no"]),
+                     default="auto", show_default=True,
+                     help="openai: whether the endpoint continues a final assistant message."),
+        click.option("--reasoning", envvar="MUSE_REASONING", type=click.Choice(["auto", "native", "prompted"]),
+                     default="auto", show_default=True,
+                     help="Whether the model reasons natively in <think> (auto: from its chat template)."),
+        click.option("--modalities", envvar="MUSE_MODALITIES", default="text", show_default=True,
+                     help="openai: what the served model takes, from text,image,audio,video (it cannot be "
+                          "probed); other parts go through the offline fallbacks."),
+    ]
+    return _stack(f, opts)
+
+
+def media_limit_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--max-media-mb", envvar="MUSE_MAX_MEDIA_MB", type=click.FloatRange(min=0.001),
+                     default=20.0, show_default=True, help="Largest media part (decoded), in MB."),
+        click.option("--max-megapixels", envvar="MUSE_MAX_MEGAPIXELS", type=click.FloatRange(min=0.001),
+                     default=40.0, show_default=True, help="Largest image or video frame, from its header."),
+        click.option("--max-duration", "max_duration_s", envvar="MUSE_MAX_DURATION",
+                     type=click.FloatRange(min=0.1), default=600.0, show_default=True,
+                     help="Longest audio or video, in seconds, from its header."),
+        click.option("--frame-rate", envvar="MUSE_FRAME_RATE", type=click.FloatRange(0.01, 30), default=1.0,
+                     show_default=True, help="Video frames sampled per second for engines without video."),
+        click.option("--max-frames", envvar="MUSE_MAX_FRAMES", type=click.IntRange(1, 256), default=16,
+                     show_default=True, help="Most frames sampled from one video (spread over it)."),
+        click.option("--fetch-urls/--no-fetch-urls", envvar="MUSE_FETCH_URLS", default=None,
+                     help="Media URLs: fetched for a fallback, checked before an engine gets them  "
+                          "[default: on; `serve`: on for a loopback bind only]."),
+        click.option("--fetch-allow", envvar="MUSE_FETCH_ALLOW", multiple=True, metavar="CIDR|HOST[:PORT]",
+                     help="Also fetch from this non-public network, address or host (repeatable)."),
+        click.option("--fetch-timeout", "fetch_timeout_s", envvar="MUSE_FETCH_TIMEOUT",
+                     type=click.FloatRange(0.1, 600), default=15.0, show_default=True,
+                     help="Total seconds for one URL fetch, redirects and body included."),
+        click.option("--max-url-parts", envvar="MUSE_MAX_URL_PARTS", type=click.IntRange(0, 64), default=4,
+                     show_default=True, help="Most URL parts in one request."),
+        click.option("--max-parts", envvar="MUSE_MAX_PARTS", type=click.IntRange(1, 1024), default=32,
+                     show_default=True, help="Most media parts (every kind) in one request."),
+        click.option("--max-total-megapixels", envvar="MUSE_MAX_TOTAL_MEGAPIXELS",
+                     type=click.FloatRange(min=0.001), default=100.0, show_default=True,
+                     help="Most pixels across a request's images and sampled video frames."),
+        click.option("--max-total-duration", "max_total_duration_s", envvar="MUSE_MAX_TOTAL_DURATION",
+                     type=click.FloatRange(min=0.1), default=1200.0, show_default=True,
+                     help="Most seconds across a request's audio and video."),
+        click.option("--max-decode-seconds", "max_decode_s", envvar="MUSE_MAX_DECODE_SECONDS",
+                     type=click.FloatRange(min=0.1), default=60.0, show_default=True,
+                     help="Wall-clock limit of one audio or video decode."),
+    ]
+    return _stack(f, opts)
+
+
+def media_input_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--image", "images", envvar="MUSE_IMAGE", multiple=True, metavar="PATH|URL",
+                     help="An image to ask about (repeatable)."),
+        click.option("--audio", "audios", envvar="MUSE_AUDIO", multiple=True, metavar="PATH|URL",
+                     help="An audio file: wav, mp3, ogg, flac (repeatable)."),
+        click.option("--video", "videos", envvar="MUSE_VIDEO", multiple=True, metavar="PATH|URL",
+                     help="A video: mp4, webm, mov, mkv (repeatable)."),
+    ]
+    return _stack(f, opts)
+
+
+def ground_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--ground", envvar="MUSE_GROUND", is_flag=True,
+                     help="Point at what the question names in the one --image: count, points, annotated PNG."),
+        click.option("--ground-kind", envvar="MUSE_GROUND_KIND", type=click.Choice(["points", "boxes"]),
+                     default="points", show_default=True, help="Ask for points or for boxes."),
+        click.option("--ground-convention", envvar="MUSE_GROUND_CONVENTION", default="auto", show_default=True,
+                     type=click.Choice(["auto", "qwen2.5-vl", "qwen3-vl", "molmo", "qwen2-vl"]),
+                     help="How the model writes coordinates (auto: from the model's name and its reply)."),
+        click.option("--ground-out", envvar="MUSE_GROUND_OUT", default=None, metavar="PATH",
+                     help="The annotated PNG (default: IMAGE-ground.png in the current folder)."),
+    ]
+    return _stack(f, opts)
+
+
+def _media_settings(kw: dict, serve_host: str | None = None):
+    """``serve_host``: the bind of `muse serve`, which decides whether URLs are fetched by default."""
+    from ..media import MediaSettings
+    from ..media.fetch import fetching_on, parse_allow
+
+    keys = ("max_media_mb", "max_megapixels", "max_duration_s", "frame_rate", "max_frames", "fetch_timeout_s",
+            "max_url_parts", "max_parts", "max_total_megapixels", "max_total_duration_s", "max_decode_s")
+    fetch, allow = kw.pop("fetch_urls"), tuple(kw.pop("fetch_allow"))
+    parse_allow(allow)  # a bad entry is an error now, not at the first request
+    fetch = fetching_on(serve_host, fetch) if serve_host is not None else fetch is not False
+    return MediaSettings(**{k: kw.pop(k) for k in keys}, fetch_urls=fetch, fetch_allow=allow)
+
+
+def mode_options(f: Callable) -> Callable:
+    opts = [
+        click.option("--mode", envvar="MUSE_MODE", default="instant", show_default=True,
+                     help="instant (answer at once), thinking (reason first, under --budget) or "
+                          "contemplating (--agents reason in parallel, then a synthesis)."),
+        click.option("--agents", envvar="MUSE_AGENTS", type=click.IntRange(1, 16), default=4,
+                     show_default=True, help="Contemplating: number of agents (1-16)."),
+        click.option("--early-stop/--no-early-stop", envvar="MUSE_EARLY_STOP", default=True,
+                     show_default=True, help="Contemplating: stop launching agents once answers agree."),
+        click.option("--aggregator", envvar="MUSE_AGGREGATOR",
+                     type=click.Choice(["synthesis", "confidence", "majority"]), default="confidence",
+                     show_default=True, help="Contemplating: what decides the final answer."),
+        click.option("--budget", envvar="MUSE_BUDGET", type=click.IntRange(min=1), default=256,
+                     show_default=True, help="Thinking budget in tokens (per agent in contemplating)."),
+        click.option("--max-tokens", envvar="MUSE_MAX_TOKENS", type=click.IntRange(min=1), default=512,
+                     show_default=True, help="Most tokens in the answer."),
+        click.option("--temperature", envvar="MUSE_TEMPERATURE", type=click.FloatRange(min=0.0),
+                     default=0.0, show_default=True, help="0 decodes greedily."),
+        click.option("--seed", envvar="MUSE_SEED", type=int, default=None, help="Sampling seed."),
+        click.option("--show-thinking", envvar="MUSE_SHOW_THINKING", is_flag=True,
+                     help="Stream the reasoning too (dimmed)."),
+    ]
+    return _stack(f, opts)
+
+
+def _engine_settings(kw: dict) -> EngineSettings:
+    return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads", "prefill", "reasoning",
+                                            "modalities", "extra_buffers")})
+
+
+def _mode_settings(kw: dict) -> ModeSettings:
+    keys = ("max_tokens", "temperature", "seed", "budget", "agents", "early_stop", "aggregator")
+    return ModeSettings(**{k: kw.pop(k) for k in keys})
+
+
+def _load_engine(settings: EngineSettings):
+    with err.status(f"Loading {settings.engine} engine…", spinner="dots"):
+        return create_engine(settings)
+
+
+def handle_errors(f: Callable) -> Callable:
+    @functools.wraps(f)
+    def wrapper(*args, **kwargs):
+        try:
+            return f(*args, **kwargs)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ConfigError(f"{where}: {first['msg']}") from None
+    return wrapper
+
+
+@click.group(cls=DefaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="muse")
+def cli() -> None:
+    """OpenMuse: an open, self-hostable reasoning assistant.
+
+    \b
+    muse "What is the capital of France?"
+    muse "Is 91 prime?" --mode thinking --budget 128 --show-thinking
+    muse chat
+    """
+
+
+def _int_list(text: str, flag: str) -> list[int]:
+    """``"1,4,8"`` as ``[1, 4, 8]``; a clear error for anything else."""
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{flag} takes whole numbers separated by commas, not {text!r}") from None
