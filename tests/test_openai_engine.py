@@ -95,11 +95,11 @@ def test_reasoning_is_separated(style):
         r = "".join(i.text for i in items if isinstance(i, Delta) and i.kind == "reasoning")
         a = "".join(i.text for i in items if isinstance(i, Delta) and i.kind == "answer")
         assert r.strip() == "Paris is the capital." and a == "Paris."
-        usage, extra = items[-1].usage, items[-1].extra
+        usage = items[-1].usage
         if style == "reasoning_content":
-            assert usage.reasoning_tokens == 6 and "reasoning_tokens_estimated" not in extra  # as reported
+            assert usage.reasoning_tokens == 6 and not usage.reasoning_estimated  # as reported
         else:
-            assert 0 < usage.reasoning_tokens < usage.completion_tokens and extra["reasoning_tokens_estimated"]
+            assert 0 < usage.reasoning_tokens < usage.completion_tokens and usage.reasoning_estimated
     finally:
         ep.close()
 

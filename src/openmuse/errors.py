@@ -32,3 +32,21 @@ class MediaError(ConfigError):
     """A media part that cannot be used: its message names the part (``image 1 (sign.png): …``)."""
 
     code = "invalid_media"
+
+
+class EngineBusy(MuseError):
+    """The engine's queue is full past the request's deadline (HTTP 503: try again later)."""
+
+    code = "engine_overloaded"
+
+
+class Cancelled(MuseError):
+    """The request was cancelled (its client went away or pressed stop)."""
+
+    code = "request_cancelled"
+
+
+class RequestTooLarge(ConfigError):
+    """One request asks for more engine work than its share (agents × tokens)."""
+
+    code = "request_too_large"

@@ -69,11 +69,20 @@ class ChatRequest(BaseModel):
 
 
 class Usage(BaseModel):
-    """Token counts. ``completion_tokens`` includes ``reasoning_tokens`` (the OpenAI convention)."""
+    """Token counts. ``completion_tokens`` includes ``reasoning_tokens`` (the OpenAI convention).
+
+    ``prefilled_tokens``: prompt tokens the engine computed; ``cached_tokens``: prompt tokens it
+    found already in its cache (local engine). ``estimated``: the server reported no usage and
+    the counts were estimated from the stream; ``reasoning_estimated``: the reasoning share was
+    estimated from characters."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     reasoning_tokens: int = 0
+    prefilled_tokens: int = 0
+    cached_tokens: int = 0
+    estimated: bool = False
+    reasoning_estimated: bool = False
 
     @property
     def total_tokens(self) -> int:
@@ -84,6 +93,10 @@ class Usage(BaseModel):
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             reasoning_tokens=self.reasoning_tokens + other.reasoning_tokens,
+            prefilled_tokens=self.prefilled_tokens + other.prefilled_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            estimated=self.estimated or other.estimated,
+            reasoning_estimated=self.reasoning_estimated or other.reasoning_estimated,
         )
 
     def to_openai(self) -> dict[str, Any]:

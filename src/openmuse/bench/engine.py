@@ -42,7 +42,7 @@ def _measure(engine: LocalEngine, n: int, steps: int) -> dict[str, Any]:
     batched = engine.generate_many(reqs)
     b_wall = time.perf_counter() - t0
     b = batched[0]
-    b_prompt_tok = b.extra["prefilled_tokens"]
+    b_prompt_tok = b.usage.prefilled_tokens
     b_decode_tok = sum(c.usage.completion_tokens for c in batched)
 
     s_prompt_s = s_decode_s = 0.0
@@ -53,7 +53,7 @@ def _measure(engine: LocalEngine, n: int, steps: int) -> dict[str, Any]:
         c = engine.generate(r)
         s_prompt_s += c.timings["prompt_s"]
         s_decode_s += c.timings["decode_s"]
-        s_prompt_tok += c.extra["prefilled_tokens"]
+        s_prompt_tok += c.usage.prefilled_tokens
         s_decode_tok += c.usage.completion_tokens
     s_wall = time.perf_counter() - t0
 

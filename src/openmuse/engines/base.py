@@ -1,11 +1,13 @@
 """The engine contract: everything a mode may ask of a model, and nothing more.
 
 - ``generate(request) -> Completion``
-- ``stream(request) -> Iterator[Delta | Completion]``: text and reasoning deltas, then the
-  finished ``Completion`` (with usage) as the last item.
-- ``generate_many(requests, on_delta=None) -> list[Completion]``: all requests as one batch where
-  the engine can; ``on_delta(delta)`` sees every piece as it is decoded (``delta.index`` is the
-  request's position), so a front door can draw one live lane per request.
+- ``stream(request, control=None) -> Iterator[Delta | Completion]``: text and reasoning deltas,
+  then the finished ``Completion`` (with usage) as the last item.
+- ``generate_many(requests, on_delta=None, control=None) -> list[Completion]``: all requests as
+  one batch where the engine can; ``on_delta(delta)`` sees every piece as it is decoded
+  (``delta.index`` is the request's position), so a front door can draw one live lane per
+  request. ``control`` (``control.py``) carries the request's cancellation, queue deadline and
+  work cap; modes never pass it: the ``Assistant`` gives them a bound engine that does.
 - ``capabilities``
 - ``count_tokens(text)`` / ``count_prompt(request)``: token counts where the engine has the
   tokenizer (None otherwise), so modes can check a whole budget before decoding.
@@ -20,6 +22,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..types import Capabilities, ChatRequest, Completion, Delta
+from .control import RequestControl
 
 OnDelta = Callable[[Delta], None]
 
@@ -69,14 +72,15 @@ class Engine(ABC):
 
     @abstractmethod
     def generate_many(
-        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None
+        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None,
+        control: RequestControl | None = None,
     ) -> list[Completion]: ...
 
     @abstractmethod
-    def stream(self, request: ChatRequest) -> Iterator[Delta | Completion]: ...
+    def stream(self, request: ChatRequest, control: RequestControl | None = None) -> Iterator[Delta | Completion]: ...
 
-    def generate(self, request: ChatRequest) -> Completion:
-        return self.generate_many([request])[0]
+    def generate(self, request: ChatRequest, control: RequestControl | None = None) -> Completion:
+        return self.generate_many([request], control=control)[0]
 
     def count_tokens(self, text: str) -> int | None:
         """Tokens in ``text`` by the model's tokenizer, where the engine has one."""

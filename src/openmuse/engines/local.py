@@ -29,10 +29,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, ContextOverflow, ModelNotFound
+from ..errors import ConfigError, ContextOverflow, EngineBusy, ModelNotFound
 from ..types import Capabilities, ChatRequest, Completion, Delta
 from . import chat_tokens, cpu
 from .base import Engine, EngineSettings, OnDelta
+from .control import RequestControl
 from .reasoning import CLOSE, OPEN, ThinkSplitter
 from .sequence import Seq, common_prefix, plan_waves
 
@@ -162,10 +163,11 @@ class LocalEngine(Engine):
         )
 
     def generate_many(
-        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None
+        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None,
+        control: RequestControl | None = None,
     ) -> list[Completion]:
         results: list[Completion] = []
-        for item in self._run(list(requests)):
+        for item in self._run(list(requests), control):
             if isinstance(item, Delta):
                 if on_delta:
                     on_delta(item)
@@ -173,8 +175,8 @@ class LocalEngine(Engine):
                 results.append(item)
         return results
 
-    def stream(self, request: ChatRequest) -> Iterator[Delta | Completion]:
-        yield from self._run([request])
+    def stream(self, request: ChatRequest, control: RequestControl | None = None) -> Iterator[Delta | Completion]:
+        yield from self._run([request], control)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenize(text, special=False))
@@ -225,18 +227,26 @@ class LocalEngine(Engine):
         return piece
 
     # -- the batched decode loop ------------------------------------------------------------
-    def _run(self, requests: list[ChatRequest]) -> Iterator[Delta | Completion]:
+    def _run(self, requests: list[ChatRequest], control: RequestControl | None = None) -> Iterator[Delta | Completion]:
         if not requests:
             return
         prompts = [self.prompt_tokens(r) for r in requests]
         waves = plan_waves(requests, prompts, self.n_ctx, self.settings.n_seq_max)
-        with self._lock:
+        if control is not None:
+            control.check()
+            control.charge(sum(len(p) + r.max_tokens for p, r in zip(prompts, requests)))
+        timeout = -1 if control is None or control.queue_timeout_s is None else control.queue_timeout_s
+        if not self._lock.acquire(timeout=timeout):
+            raise EngineBusy(f"the engine stayed busy for {timeout:g} s; try again later")
+        try:
             for wave in waves:
                 try:
-                    yield from self._run_wave([(i, requests[i], prompts[i]) for i in wave])
+                    yield from self._run_wave([(i, requests[i], prompts[i]) for i in wave], control)
                 except BaseException:
                     self._reset_kv()
                     raise
+        finally:
+            self._lock.release()
 
     def clear_cache(self) -> None:
         """Forget every sequence in the KV cache (the next call prefills from scratch)."""
@@ -281,7 +291,8 @@ class LocalEngine(Engine):
         ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(seed))
         return chain
 
-    def _run_wave(self, items: list[tuple[int, ChatRequest, list[int]]]) -> Iterator[Delta | Completion]:
+    def _run_wave(self, items: list[tuple[int, ChatRequest, list[int]]],
+                  control: RequestControl | None = None) -> Iterator[Delta | Completion]:
         ll = self._ll
         t0 = time.perf_counter()
         seqs: list[Seq] = []
@@ -320,7 +331,7 @@ class LocalEngine(Engine):
                     if n > best[1]:
                         best = (j, n)
                 parent[k] = best
-            prefilled = len(head) - reuse
+            prefilled = seqs[0].prefilled = len(head) - reuse
             done: set[int] = set()
             while len(done) < len(seqs):
                 ready = [k for k in range(len(seqs)) if k not in done
@@ -338,6 +349,7 @@ class LocalEngine(Engine):
                     for sq, p in chunk:
                         entries.append((sq.prompt[p], p, sq.seq_id, p == len(sq.prompt) - 1))
                         sq.kv.append(sq.prompt[p])
+                        sq.prefilled += 1
                     self._decode(entries)
                     for j, (sq, p) in enumerate(chunk):
                         if p == len(sq.prompt) - 1:
@@ -350,6 +362,8 @@ class LocalEngine(Engine):
                 live = [s for s in seqs if s.finish is None]
                 if not live:
                     break
+                if control is not None:
+                    control.check()
                 entries = []
                 for s in live:
                     entries.append((s.next_token, len(s.kv), s.seq_id, True))
@@ -366,7 +380,7 @@ class LocalEngine(Engine):
             for s in seqs:
                 ll.llama_sampler_free(s.sampler)
         for s in seqs:
-            yield s.completion(self.model, wall, prompt_s, prefilled, reuse)
+            yield s.completion(self.model, wall, prompt_s)
 
     def _accept(self, s: Seq, logits_index: int) -> Iterator[Delta]:
         """Sample the next token of ``s`` from row ``logits_index`` and hand out its text."""

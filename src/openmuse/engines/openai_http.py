@@ -20,6 +20,7 @@ import openai
 from ..errors import EngineUnavailable, ModelNotFound
 from ..types import Capabilities, ChatRequest, Completion, Delta, Usage
 from .base import Engine, EngineSettings, OnDelta
+from .control import RequestControl
 from .reasoning import ThinkSplitter
 
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
@@ -66,14 +67,17 @@ class OpenAIEngine(Engine):
         )
 
     def generate_many(
-        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None
+        self, requests: Sequence[ChatRequest], on_delta: OnDelta | None = None,
+        control: RequestControl | None = None,
     ) -> list[Completion]:
-        if len(requests) == 1 and on_delta is None:
+        if control is not None:
+            control.check()
+        if len(requests) == 1 and on_delta is None and control is None:
             return [self._generate_one(requests[0])]
 
         def run(i: int) -> Completion:
             result = None
-            for item in self.stream(requests[i], index=i):
+            for item in self.stream(requests[i], control=control, index=i):
                 if isinstance(item, Delta):
                     if on_delta:
                         on_delta(item)
@@ -85,7 +89,8 @@ class OpenAIEngine(Engine):
         with ThreadPoolExecutor(max_workers=min(len(requests), 64)) as pool:
             return list(pool.map(run, range(len(requests))))
 
-    def stream(self, request: ChatRequest, index: int = 0) -> Iterator[Delta | Completion]:
+    def stream(self, request: ChatRequest, control: RequestControl | None = None,
+               index: int = 0) -> Iterator[Delta | Completion]:
         t0 = time.perf_counter()
         kwargs = self._kwargs(request)
         kwargs["stream"] = True
@@ -97,7 +102,11 @@ class OpenAIEngine(Engine):
         pieces = 0  # content chunks: the token count when the server reports no usage
         logprobs: list[float] = []
         with self._errors():
-            for chunk in self._client.chat.completions.create(**kwargs):
+            response = self._client.chat.completions.create(**kwargs)
+            for chunk in response:
+                if control is not None and control.cancelled:
+                    response.close()  # the server sees the connection go and stops decoding
+                    control.check()
                 if chunk.usage is not None:
                     usage_obj = chunk.usage
                 for choice in chunk.choices or []:
@@ -174,14 +183,14 @@ class OpenAIEngine(Engine):
     def _completion(self, request, reasoning, answer, finish, usage_obj, logprobs, t0, ttft, pieces=0):
         wall = time.perf_counter() - t0
         usage = Usage()
-        extra: dict[str, Any] = {}
+        estimated = r_estimated = False
         if usage_obj is None and pieces:
             # Some servers (llama-cpp-python's) send no usage when streaming: they send one
             # token a chunk, so the chunks are the count; the prompt is not counted.
             usage_obj = openai.types.CompletionUsage(
                 prompt_tokens=0, completion_tokens=pieces, total_tokens=pieces
             )
-            extra["usage_estimated"] = True
+            estimated = True
         if usage_obj is not None:
             details = getattr(usage_obj, "completion_tokens_details", None)
             r_tokens = getattr(details, "reasoning_tokens", None) if details else None
@@ -189,11 +198,13 @@ class OpenAIEngine(Engine):
                 # The server did not count them: share completion tokens out by characters.
                 total_chars = len(reasoning) + len(answer)
                 r_tokens = round(usage_obj.completion_tokens * len(reasoning) / max(total_chars, 1))
-                extra["reasoning_tokens_estimated"] = True
+                r_estimated = True
             usage = Usage(
                 prompt_tokens=usage_obj.prompt_tokens,
                 completion_tokens=usage_obj.completion_tokens,
                 reasoning_tokens=r_tokens or 0,
+                estimated=estimated,
+                reasoning_estimated=r_estimated,
             )
         timings = {"wall_s": wall}
         if ttft is not None:
@@ -206,7 +217,6 @@ class OpenAIEngine(Engine):
             model=self.model,
             timings=timings,
             token_logprobs=logprobs,
-            extra=extra,
         )
 
     def _first_model(self) -> str:

@@ -64,6 +64,7 @@ class Seq:
     generated: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     reasoning_tokens: int = 0
+    prefilled: int = 0  # prompt tokens computed for this sequence (the rest were copied or cached)
     text: str = ""
     shown: int = 0  # characters of ``text`` already handed out
     finish: str | None = None
@@ -106,7 +107,7 @@ class Seq:
         else:
             yield Delta(kind="answer", text=piece, index=self.index)
 
-    def completion(self, model: str, wall: float, prompt_s: float, prefilled: int, reused: int) -> Completion:
+    def completion(self, model: str, wall: float, prompt_s: float) -> Completion:
         if self.splitter is not None:
             reasoning, answer = self.splitter.reasoning.strip(), self.splitter.answer
         else:
@@ -116,9 +117,9 @@ class Seq:
             reasoning=reasoning,
             finish_reason=self.finish or "stop",
             usage=Usage(prompt_tokens=len(self.prompt), completion_tokens=len(self.generated),
-                        reasoning_tokens=self.reasoning_tokens),
+                        reasoning_tokens=self.reasoning_tokens, prefilled_tokens=self.prefilled,
+                        cached_tokens=len(self.prompt) - self.prefilled),
             model=model,
             timings={"wall_s": wall, "prompt_s": prompt_s, "decode_s": wall - prompt_s},
             token_logprobs=self.logprobs if self.request.logprobs else None,
-            extra={"prefilled_tokens": prefilled, "cached_tokens": reused},
         )

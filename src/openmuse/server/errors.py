@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import ConfigError, ContextOverflow, EngineUnavailable, ModelNotFound, MuseError
+from ..errors import Cancelled, ConfigError, ContextOverflow, EngineBusy, EngineUnavailable, ModelNotFound, MuseError
 
 
 class APIError(Exception):
@@ -29,7 +29,8 @@ def error_body(message: str, type_: str, code: str | None = None, param: str | N
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
-_MUSE_STATUS = {ConfigError: 400, ContextOverflow: 400, ModelNotFound: 404, EngineUnavailable: 502}
+_MUSE_STATUS = {ConfigError: 400, ContextOverflow: 400, ModelNotFound: 404, EngineUnavailable: 502,
+                EngineBusy: 503, Cancelled: 499}
 _URL = re.compile(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s'\"<>]+")
 
 
