@@ -26,7 +26,7 @@ import time
 from functools import partial
 
 from openmuse.bench import environment
-from openmuse.bench.problems import generate
+from openmuse.problems import generate
 from openmuse.engines.base import EngineSettings
 from openmuse.engines.local import LocalEngine
 from openmuse.evals.task import TaskOptions
@@ -43,7 +43,7 @@ def before_module():
     src = subprocess.run(["git", "show", f"{BEFORE_COMMIT}:src/openmuse/modes/contemplating/agents.py"],
                          check=True, capture_output=True, text=True).stdout
     for rel, absolute in (("from ... import", "from openmuse import"), ("from ...types", "from openmuse.types"),
-                          ("from .answers", "from openmuse.modes.contemplating.answers"),
+                          ("from .answers", "from openmuse.answers"),
                           ("from .vote", "from openmuse.modes.contemplating.vote")):
         src = src.replace(rel, absolute)
     mod = type(sys)("agents_before")

@@ -8,7 +8,7 @@ from rich.live import Live
 from rich.table import Table
 
 from .modes.contemplating.agents import answer_kind
-from .modes.contemplating.answers import display, extract
+from .answers import display, extract
 from .types import Delta
 
 _STATE_STYLE = {"waiting": "dim", "running": "yellow", "done": "green", "skipped": "dim strike"}

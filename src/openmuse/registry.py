@@ -16,7 +16,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-GROUPS = {"engine": "openmuse.engines", "mode": "openmuse.modes", "eval": "openmuse.evals"}
+GROUPS = {"engine": "openmuse.engines", "mode": "openmuse.modes", "eval": "openmuse.evals",
+          "check": "openmuse.checks"}
 
 
 @cache
@@ -29,7 +30,7 @@ def names(kind: str) -> list[str]:
 
 
 def load(kind: str, name: str) -> Any:
-    """The class registered as ``name`` in ``kind`` ('engine', 'mode' or 'eval')."""
+    """The class registered as ``name`` in ``kind`` ('engine', 'mode', 'eval' or 'check')."""
     entries = _entries(kind)
     if name not in entries:
         raise ConfigError(f"unknown {kind} '{name}' (available: {', '.join(sorted(entries)) or 'none'})")

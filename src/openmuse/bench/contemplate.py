@@ -1,10 +1,13 @@
 """``muse bench contemplate``: the scaling ladder of Contemplating mode on the project's own
-seeded problem set (``bench/problems.py``), measured in one run.
+seeded problem set (``problems.py``), measured in one run.
 
 1. *Ladder.* Every N is run for real on every item, all agents to the end, through the mode's
-   own ``run_agents_many`` (the agents of several items fill one engine batch, so the machine
-   is kept busy). Majority and confidence-weighted votes are read off the same agents; the
-   synthesizer runs at every N > 1 (its requests batched across items).
+   own stages: ``run_agents_many`` (the agents of several items fill one engine batch, so the
+   machine is kept busy) and ``merge`` (the votes and the synthesizer, as the mode runs them;
+   items merge concurrently, so the engine batches their synthesis calls). Majority,
+   confidence-weighted and synthesized answers are read off the same ``ContemplationTrace``.
+   (Questions go through these stages rather than ``Assistant.answer`` so that every N sees
+   the same batch composition; the stages are the mode's own code.)
 2. *Single agent.* Agent 1 greedy is the baseline; the same prompt sampled (temperature 0.3,
    seeded) is reported beside it.
 3. *Speed.* On ``timing_items`` items, for each N: the mode's agents as one batch, against the
@@ -26,17 +29,17 @@ import json
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from ..assistant.result import AgentTrace, ContemplationTrace
 from ..engines.base import Engine
-from ..modes import ModeSettings
-from ..modes.contemplating import ContemplatingMode, synthesis
+from ..modes.contemplating import AgentsRun, ContemplatingMode
 from ..modes.contemplating import agents as agents_mod
-from ..modes.contemplating.vote import vote
+from ..problems import Problem, generate
 from ..types import ChatRequest, Completion, Message
 from . import environment
-from .problems import Problem, generate
 
 AGGREGATORS = ("majority", "confidence", "synthesis")
 
@@ -58,6 +61,119 @@ def _batched(engine: Engine, reqs: list[ChatRequest], size: int) -> list[Complet
     return out
 
 
+def _correct(p: Problem, answer: str | None) -> bool:
+    return answer is not None and answer == p.answer
+
+
+def _contemplate(engine: Engine, convs: list[list[Message]], problems: list[Problem], n: int, budget: int,
+                 early_stop: bool) -> tuple[list[AgentsRun], list[ContemplationTrace]]:
+    """The mode's two stages on every item: agents (batched across items), then ``merge``
+    with the synthesis aggregator (items in parallel threads; settled items skip it)."""
+    mode = ContemplatingMode({"agents": n, "agent_tokens": budget, "early_stop": early_stop,
+                              "aggregator": "synthesis"})
+    runs = mode.run_agents_many(engine, convs)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        merged = list(pool.map(lambda i: mode.merge(engine, problems[i].question, runs[i])[1], range(len(runs))))
+    return runs, merged
+
+
+def _final(t: ContemplationTrace, aggregator: str) -> str | None:
+    if aggregator == "single":
+        return t.agents[0].answer
+    return t.final_answer if aggregator == "synthesis" else t.votes[aggregator]
+
+
+def _cost(traces: list[AgentTrace]) -> int:
+    return sum(a.usage.total_tokens for a in traces)
+
+
+def _synth_cost(t: ContemplationTrace) -> int:
+    return t.synthesis.usage.total_tokens if t.synthesis else 0
+
+
+def _speed(engine: Engine, convs: list[list[Message]], n: int, budget: int, items: int, repeats: int) -> dict[str, float]:
+    """One question's agents batched against one after another (best of ``repeats``, in
+    alternating order), and the synthesis call; mean seconds per question."""
+    specs = agents_mod.specs(n, None)
+    clear = getattr(engine, "clear_cache", lambda: None)
+    mode = ContemplatingMode({"agents": n, "agent_tokens": budget, "early_stop": False, "aggregator": "synthesis"})
+    b_wall = s_wall = syn_wall = 0.0
+    for conv in convs[:items]:
+        reqs = agents_mod.requests(conv, specs, budget)
+        b_best = s_best = math.inf
+        for rep in range(repeats):
+            for way in (("b", "s") if rep % 2 == 0 else ("s", "b")):
+                clear()  # neither way starts with the other's prompt in the cache
+                t0 = time.perf_counter()
+                if way == "b":
+                    outs = engine.generate_many(reqs)
+                    b_best = min(b_best, time.perf_counter() - t0)
+                else:
+                    for r in reqs:  # one after another (each reuses what the previous left)
+                        engine.generate(r)
+                    s_best = min(s_best, time.perf_counter() - t0)
+        b_wall += b_best
+        s_wall += s_best
+        if n > 1:
+            question = conv[-1].text()
+            run = AgentsRun([agents_mod.agent_result(sp, c, question, 1) for sp, c in zip(specs, outs)])
+            t0 = time.perf_counter()
+            mode.merge(engine, question, run)
+            syn_wall += time.perf_counter() - t0
+    m = max(min(items, len(convs)), 1)
+    return {"batched_s": b_wall / m, "sequential_s": s_wall / m, "synthesis_s": syn_wall / m}
+
+
+def _ladder_rows(problems: list[Problem], runs: dict[int, list[AgentsRun]], merged: dict[int, list[ContemplationTrace]],
+                 speed: dict[int, dict[str, float]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    items = len(problems)
+    for n, trs in merged.items():
+        agent_tokens = sum(a.usage.completion_tokens for r in runs[n] for a in r.traces)
+        base = sum(_cost(r.traces) for r in runs[n])
+        for agg in AGGREGATORS if n > 1 else ("single",):
+            hits = sum(_correct(p, _final(t, agg)) for p, t in zip(problems, trs))
+            tokens, wall = base, speed[n]["batched_s"]
+            if agg == "synthesis":
+                tokens += sum(_synth_cost(t) for t in trs)
+                wall += speed[n]["synthesis_s"]
+            rows.append({
+                "agents": n, "aggregator": agg, "accuracy": round(hits / items, 4),
+                "ci95": wilson(hits, items), "tokens": tokens, "reasoning_tokens": agent_tokens,
+                "tokens_per_item": round(tokens / items, 1), "wall_s": round(wall, 3),
+            })
+    return rows
+
+
+def _early_stop(problems: list[Problem], n: int, es: tuple[list[AgentsRun], list[ContemplationTrace]],
+                full: tuple[list[AgentsRun], list[ContemplationTrace]]) -> dict[str, Any]:
+    """Early stop at ``n`` agents against the same N run to the end: tokens and accuracy for the
+    default aggregator (the confidence-weighted vote) and with the synthesizer beside it."""
+    items = len(problems)
+    (es_runs, es_tr), (full_runs, full_tr) = es, full
+    es_agents, full_agents = sum(_cost(r.traces) for r in es_runs), sum(_cost(r.traces) for r in full_runs)
+    es_total = es_agents + sum(_synth_cost(t) for t in es_tr)
+    full_total = full_agents + sum(_synth_cost(t) for t in full_tr)
+    hits = {key: {agg: sum(_correct(p, _final(t, agg)) for p, t in zip(problems, trs)) for agg in AGGREGATORS}
+            for key, trs in (("es", es_tr), ("full", full_tr))}
+    return {
+        "agents": n, "items_stopped_early": sum(1 for r in es_runs if r.skipped), "aggregator": "confidence",
+        "token_saving": round(1 - es_agents / full_agents, 4),
+        "accuracy_delta": round((hits["es"]["confidence"] - hits["full"]["confidence"]) / items, 4),
+        "accuracy": round(hits["es"]["confidence"] / items, 4),
+        "accuracy_all_agents": round(hits["full"]["confidence"] / items, 4),
+        "accuracy_delta_majority": round((hits["es"]["majority"] - hits["full"]["majority"]) / items, 4),
+        "tokens": es_agents, "tokens_all_agents": full_agents,
+        "with_synthesis": {
+            "token_saving": round(1 - es_total / full_total, 4),
+            "accuracy_delta": round((hits["es"]["synthesis"] - hits["full"]["synthesis"]) / items, 4),
+            "accuracy": round(hits["es"]["synthesis"] / items, 4),
+            "accuracy_all_agents": round(hits["full"]["synthesis"] / items, 4),
+            "tokens": es_total, "tokens_all_agents": full_total,
+        },
+    }
+
+
 def run_contemplate_bench(
     engine: Engine,
     items: int = 200,
@@ -74,158 +190,52 @@ def run_contemplate_bench(
     t_start = time.perf_counter()
     problems = generate(items, seed=seed)
     convs = [[Message(role="user", content=p.question)] for p in problems]
-    kinds = [agents_mod.answer_kind(p.question) for p in problems]
-    batch = engine.capabilities.parallel_sequences
 
-    def correct(p: Problem, answer: str | None) -> bool:
-        return answer is not None and answer == p.answer
-
-    def confidence_vote(tr: list[Completion]):
-        return vote([a.text or None for a in tr], [a.extra["confidence"] for a in tr])
-
-    def synthesize(trs: list[list[Completion]], idx: list[int]) -> dict[int, Completion]:
-        reqs = [synthesis.request(problems[i].question, trs[i], confidence_vote(trs[i]), 512) for i in idx]
-        return dict(zip(idx, _batched(engine, reqs, batch)))
-
-    # 1. the ladder: every N run for real, all agents to the end (items share full batches)
-    traces: dict[int, list[list[Completion]]] = {}
-    synths: dict[int, dict[int, Completion]] = {}
+    # 1. the ladder: every N run for real, all agents to the end
+    runs: dict[int, list[AgentsRun]] = {}
+    merged: dict[int, list[ContemplationTrace]] = {}
     for n in ladder:
         t0 = time.perf_counter()
-        mode = ContemplatingMode(ModeSettings(agents=n, budget=budget, early_stop=False))
-        traces[n] = [tr for tr, _ in mode.run_agents_many(engine, convs)]
-        msg = f"{n} agent(s) × {items} items: {time.perf_counter() - t0:.0f}s"
-        if n > 1:
-            synths[n] = synthesize(traces[n], list(range(items)))
-            msg += " (with synthesis)"
-        say(msg)
+        runs[n], merged[n] = _contemplate(engine, convs, problems, n, budget, early_stop=False)
+        say(f"{n} agent(s) × {items} items: {time.perf_counter() - t0:.0f}s")
 
     # 2. one agent sampled: agent 1's prompt at temperature 0.3, seeded
     first = agents_mod.specs(1, None)[0]
     hot = [agents_mod.requests(c, [first], budget)[0].model_copy(update={"temperature": 0.3, "seed": seed + 7 + i})
            for i, c in enumerate(convs)]
-    sampled = _batched(engine, hot, batch)
-    sampled_hits = sum(correct(p, agents_mod.agent_result(first, c, p.question, 1).text or None)
+    sampled = _batched(engine, hot, engine.capabilities.parallel_sequences)
+    sampled_hits = sum(_correct(p, agents_mod.agent_result(first, c, p.question, 1).answer)
                        for p, c in zip(problems, sampled))
     say("one agent sampled: done")
 
     # 3. speed on a few items: one question's agents batched vs one after another
     speed: dict[int, dict[str, float]] = {}
-    clear = getattr(engine, "clear_cache", lambda: None)
     for n in ladder:
-        specs = agents_mod.specs(n, None)
-        b_wall = s_wall = syn_wall = 0.0
-        for p, conv in zip(problems[:timing_items], convs[:timing_items]):
-            reqs = agents_mod.requests(conv, specs, budget)
-            b_best = s_best = math.inf
-            for rep in range(timing_repeats):  # best of the repeats, in alternating order
-                for way in (("b", "s") if rep % 2 == 0 else ("s", "b")):
-                    clear()  # neither way starts with the other's prompt in the cache
-                    t0 = time.perf_counter()
-                    if way == "b":
-                        outs = engine.generate_many(reqs)
-                        b_best = min(b_best, time.perf_counter() - t0)
-                    else:
-                        for r in reqs:  # one after another (each reuses what the previous left)
-                            engine.generate(r)
-                        s_best = min(s_best, time.perf_counter() - t0)
-            b_wall += b_best
-            s_wall += s_best
-            if n > 1:
-                tr = [agents_mod.agent_result(sp, c, p.question, 1) for sp, c in zip(specs, outs)]
-                t0 = time.perf_counter()
-                engine.generate(synthesis.request(p.question, tr, confidence_vote(tr), 512))
-                syn_wall += time.perf_counter() - t0
-        m = max(min(timing_items, items), 1)
-        speed[n] = {"batched_s": b_wall / m, "sequential_s": s_wall / m, "synthesis_s": syn_wall / m}
-        say(f"timing at {n} agents: batched {b_wall / m:.2f}s, one by one {s_wall / m:.2f}s per question")
-
-    ladder_rows: list[dict[str, Any]] = []
-    for n in ladder:
-        agent_tokens = sum(a.usage.completion_tokens for tr in traces[n] for a in tr)
-        prompt_tokens = sum(a.usage.prompt_tokens for tr in traces[n] for a in tr)
-        for agg in AGGREGATORS if n > 1 else ("single",):
-            hits = 0
-            tokens, wall = agent_tokens + prompt_tokens, speed[n]["batched_s"]
-            for i, (p, tr) in enumerate(zip(problems, traces[n])):
-                if agg == "single":
-                    final = tr[0].text or None
-                elif agg == "majority":
-                    final = vote([a.text or None for a in tr]).winner
-                elif agg == "confidence":
-                    final = confidence_vote(tr).winner
-                else:
-                    final, _ = synthesis.decide(synths[n][i].text, p.question, kinds[i], confidence_vote(tr))
-                hits += correct(p, final)
-            if agg == "synthesis":
-                tokens += sum(c.usage.total_tokens for c in synths[n].values())
-                wall += speed[n]["synthesis_s"]
-            ladder_rows.append({
-                "agents": n, "aggregator": agg, "accuracy": round(hits / items, 4),
-                "ci95": wilson(hits, items), "tokens": tokens, "reasoning_tokens": agent_tokens,
-                "tokens_per_item": round(tokens / items, 1), "wall_s": round(wall, 3),
-            })
+        speed[n] = _speed(engine, convs, n, budget, timing_items, timing_repeats)
+        say(f"timing at {n} agents: batched {speed[n]['batched_s']:.2f}s, "
+            f"one by one {speed[n]['sequential_s']:.2f}s per question")
 
     # 4. early stop for real at early_stop_agents, against the same N run to the end
     n_es = early_stop_agents
-    es_mode = ContemplatingMode(ModeSettings(agents=n_es, budget=budget, early_stop=True))
-    es_runs = es_mode.run_agents_many(engine, convs)
-    unsettled = [i for i, (_, skipped) in enumerate(es_runs) if not skipped]
-    es_synth = synthesize([tr for tr, _ in es_runs], unsettled)
-    es: dict[str, Any] = {"agents": n_es, "items_stopped_early": items - len(unsettled)}
-    full_tr = traces[n_es]
-    agent_cost = lambda tr: sum(a.usage.total_tokens for a in tr)  # noqa: E731
-    es_agent_tokens = sum(agent_cost(tr) for tr, _ in es_runs)
-    full_agent_tokens = sum(agent_cost(tr) for tr in full_tr)
-    es_total = es_agent_tokens + sum(c.usage.total_tokens for c in es_synth.values())
-    full_total = full_agent_tokens + sum(c.usage.total_tokens for c in synths[n_es].values())
-    hits = {"es": {"majority": 0, "confidence": 0, "synthesis": 0},
-            "full": {"majority": 0, "confidence": 0, "synthesis": 0}}
-    for i, p in enumerate(problems):
-        tr, skipped = es_runs[i]
-        for key, t in (("es", tr), ("full", full_tr[i])):
-            hits[key]["majority"] += correct(p, vote([a.text or None for a in t]).winner)
-            hits[key]["confidence"] += correct(p, confidence_vote(t).winner)
-        # the mode itself: settled items skip the synthesizer, the rest synthesize
-        es_final = (confidence_vote(tr).winner if skipped else
-                    synthesis.decide(es_synth[i].text, p.question, kinds[i], confidence_vote(tr))[0])
-        full_final = synthesis.decide(synths[n_es][i].text, p.question, kinds[i], confidence_vote(full_tr[i]))[0]
-        hits["es"]["synthesis"] += correct(p, es_final)
-        hits["full"]["synthesis"] += correct(p, full_final)
-    # The headline is the mode's default aggregator (the confidence-weighted vote): agents only.
-    es.update({
-        "aggregator": "confidence",
-        "token_saving": round(1 - es_agent_tokens / full_agent_tokens, 4),
-        "accuracy_delta": round((hits["es"]["confidence"] - hits["full"]["confidence"]) / items, 4),
-        "accuracy": round(hits["es"]["confidence"] / items, 4),
-        "accuracy_all_agents": round(hits["full"]["confidence"] / items, 4),
-        "accuracy_delta_majority": round((hits["es"]["majority"] - hits["full"]["majority"]) / items, 4),
-        "tokens": es_agent_tokens, "tokens_all_agents": full_agent_tokens,
-        "with_synthesis": {
-            "token_saving": round(1 - es_total / full_total, 4),
-            "accuracy_delta": round((hits["es"]["synthesis"] - hits["full"]["synthesis"]) / items, 4),
-            "accuracy": round(hits["es"]["synthesis"] / items, 4),
-            "accuracy_all_agents": round(hits["full"]["synthesis"] / items, 4),
-            "tokens": es_total, "tokens_all_agents": full_total,
-        },
-    })
+    full = (runs[n_es], merged[n_es]) if n_es in runs else _contemplate(engine, convs, problems, n_es, budget, False)
+    es = _early_stop(problems, n_es, _contemplate(engine, convs, problems, n_es, budget, early_stop=True), full)
     say("early stop: done")
 
     r8 = speed.get(8) or speed[max(ladder)]
-    greedy_hits = sum(correct(p, tr[0].text or None) for p, tr in zip(problems, traces[min(ladder)]))
+    greedy_hits = sum(_correct(p, t.agents[0].answer) for p, t in zip(problems, merged[min(ladder)]))
     report: dict[str, Any] = {
         "args": {"items": items, "seed": seed, "ladder": list(ladder), "budget": budget,
-                 "timing_items": timing_items, "timing_repeats": timing_repeats, "early_stop_agents": n_es, "model": engine.model,
-                 "engine": engine.name, "families": sorted({p.family for p in problems}),
+                 "timing_items": timing_items, "timing_repeats": timing_repeats, "early_stop_agents": n_es,
+                 "model": engine.model, "engine": engine.name, "families": sorted({p.family for p in problems}),
                  "agents": [sp.approach for sp in agents_mod.specs(max(ladder), None)]},
         "env": environment(),
-        "ladder": ladder_rows,
+        "ladder": _ladder_rows(problems, runs, merged, speed),
         "single_agent": {
             "greedy": {"accuracy": round(greedy_hits / items, 4), "ci95": wilson(greedy_hits, items)},
             "sampled": {"accuracy": round(sampled_hits / items, 4), "ci95": wilson(sampled_hits, items),
                         "temperature": 0.3},
         },
-        "per_family": _per_family(problems, traces),
+        "per_family": _per_family(problems, merged),
         "batched_vs_sequential": round(r8["batched_s"] / r8["sequential_s"], 3),
         "batched_vs_sequential_by_agents": {
             str(n): {"batched_s": round(v["batched_s"], 3), "sequential_s": round(v["sequential_s"], 3),
@@ -242,16 +252,15 @@ def run_contemplate_bench(
     return report, path
 
 
-def _per_family(problems: list[Problem], traces: dict[int, list[list[Completion]]]) -> dict[str, Any]:
-    """Accuracy per family: one agent, and the confidence-weighted vote at each N."""
+def _per_family(problems: list[Problem], merged: dict[int, list[ContemplationTrace]]) -> dict[str, Any]:
+    """Accuracy per family: the confidence-weighted vote at each N (one agent at N = 1)."""
     fams: dict[str, dict[str, Any]] = {}
-    for n, trs in traces.items():
+    for n, trs in merged.items():
         for p, tr in zip(problems, trs):
             f = fams.setdefault(p.family, {"items": 0, "hits": {}})
-            if n == min(traces):
+            if n == min(merged):
                 f["items"] += 1
-            w = vote([a.text or None for a in tr], [a.extra["confidence"] for a in tr]).winner
-            f["hits"][n] = f["hits"].get(n, 0) + (w == p.answer)
+            f["hits"][n] = f["hits"].get(n, 0) + (tr.votes["confidence"] == p.answer)
     return {k: {"items": v["items"], **{f"confidence_vote_{n}": round(h / v["items"], 3)
                                          for n, h in sorted(v["hits"].items())}}
             for k, v in fams.items()}

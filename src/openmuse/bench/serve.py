@@ -3,7 +3,9 @@ and its overhead against calling the engine directly, measured side by side in o
 
 The server runs in this process (uvicorn on a free loopback port, a real socket); clients are
 threads posting ``/v1/chat/completions`` with httpx. The direct baseline runs the same Instant
-requests through the same mode and engine at the same concurrency. The prompts ask for stories,
+requests through the same ``Assistant`` and engine at the same concurrency. ``scaling`` is each
+level's requests/s over that of one client (the engine's scheduler merges concurrent requests
+into one batch). The prompts ask for stories,
 so the model writes up to ``max_tokens`` and both paths decode the same tokens (greedy).
 """
 
@@ -21,8 +23,8 @@ from typing import Any
 
 import httpx
 
+from ..assistant import Assistant
 from ..engines.base import Engine
-from ..modes import ModeSettings, create_mode
 from ..types import Message
 from . import environment
 
@@ -75,7 +77,7 @@ def run_serve_bench(engine: Engine, levels: tuple[int, ...] = (1, 4, 16), reques
     while not server.started:
         time.sleep(0.05)
     client = httpx.Client(timeout=600, limits=httpx.Limits(max_connections=64))
-    mode = create_mode("instant", ModeSettings(max_tokens=max_tokens))
+    assistant = Assistant(engine)
 
     def over_http(i: int) -> None:
         r = client.post(f"{url}/v1/chat/completions", json={
@@ -84,7 +86,8 @@ def run_serve_bench(engine: Engine, levels: tuple[int, ...] = (1, 4, 16), reques
         r.raise_for_status()
 
     def direct(i: int) -> None:
-        mode.run(engine, [Message(role="user", content=PROMPTS[i % len(PROMPTS)])])
+        assistant.answer([Message(role="user", content=PROMPTS[i % len(PROMPTS)])], "instant",
+                         {"max_tokens": max_tokens})
 
     over_http(0)  # warm up both paths
     direct(0)
@@ -109,6 +112,7 @@ def run_serve_bench(engine: Engine, levels: tuple[int, ...] = (1, 4, 16), reques
         "levels": levels_out,
         "direct": direct_out,
         "overhead": round(total_h / total_d - 1, 4),
+        "scaling": {str(x["concurrency"]): round(x["rps"] / levels_out[0]["rps"], 3) for x in levels_out},
     }
     path = Path(out_path) if out_path else Path("results") / f"bench-serve-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -3,17 +3,22 @@ for Contemplating, ``--json``, media files and ``--ground``."""
 
 from __future__ import annotations
 
+import base64
 import json
 import sys
 from pathlib import Path
 
 import click
 
+from ..assistant import Assistant, ContemplationTrace, GroundingTrace, Result
 from ..errors import ConfigError, MuseError
-from ..modes import create_mode
+from ..lanes import Lanes
+from ..modes import Mode, create_mode, mode_class
 from ..modes.base import check_messages
-from ..types import Completion, Delta, Message
-from .common import (_engine_settings, _load_engine, _media_settings, _mode_settings, cli, engine_options, err,
+from ..modes.contemplating import ContemplatingMode
+from ..modes.grounding import GroundingMode
+from ..types import Delta, Message
+from .common import (_engine_settings, _load_engine, _media_settings, _mode_options, cli, engine_options, err,
                      ground_options, handle_errors, media_input_options, media_limit_options, mode_options, out)
 
 class Printer:
@@ -60,51 +65,78 @@ class Printer:
         out.print()
 
 
-def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bool,
-         media: dict | None = None) -> Completion:
+def _ask(assistant: Assistant, mode: Mode, messages: list[Message], as_json: bool, show_thinking: bool,
+         names: dict | None = None, ground_out: str | None = None) -> Result:
+    """One question through the Assistant, shown live (lanes for several agents, else the
+    streamed answer), then what the result's trace adds."""
     if as_json:
-        result = mode.run(engine, messages)
-        if media:
-            result.extra["media"] = media
-        runtime = getattr(engine, "runtime", None)
-        if runtime:  # how the local engine runs on this CPU: buffer types and threads
-            result.extra["runtime"] = {k: v for k, v in runtime().items() if k != "system_info"}
+        result = assistant.answer(messages, mode, media_names=names)
+        if isinstance(result.trace, GroundingTrace):
+            result = _save_grounding(result, names, ground_out)
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return result
-    if mode.name == "contemplating" and mode.settings.agents > 1:
-        from ..lanes import Lanes
-
-        lanes = Lanes(out, messages[-1].text(), mode.settings.agents)
-        try:
-            result = mode.run(engine, messages, on_event=lanes)
-        finally:
-            lanes.stop()
-        if media:
-            result.extra["media"] = media
-        out.print()
-        if show_thinking:
-            for a in result.agents:
-                out.print(f"[bold]agent {a.extra['agent']}[/] ({a.extra['approach']}) → {a.text or '—'}")
-                out.print(a.reasoning, style="dim", markup=False)
-        syn = result.extra.get("synthesis")
-        if syn is None:
-            out.print(f"Final answer: {result.extra['final_answer']}", style="bold", markup=False)
-        elif syn["note"]:
-            out.print(syn["note"], style="yellow", markup=False)
-        out.print(result.extra["agreement"]["line"], style="bold", markup=False)
-        es = result.extra["early_stop"]
-        if es["skipped"]:
-            out.print(f"Early stop: {es['skipped']} of {es['requested']} agents not needed "
-                      f"(about {es['tokens_saved']} tokens saved).", style="dim", markup=False)
-        return result
-    printer = Printer(show_thinking)
+    steps = _Steps()
+    agents = getattr(mode.options, "agents", 1) if isinstance(mode, ContemplatingMode) else 1
+    show: Printer | Lanes = Lanes(out, messages[-1].text(), agents) if agents > 1 else Printer(show_thinking)
     try:
-        result = mode.run(engine, messages, on_event=printer)
+        result = assistant.answer(messages, mode, on_event=show, media_names=names, on_step=steps)
     finally:
-        printer.finish()
-    if media:
-        result.extra["media"] = media
+        show.stop() if isinstance(show, Lanes) else show.finish()
+        steps.stop()
+    if result.media:
+        for p in result.media.parts:
+            err.print(f"[dim]{p.part} ({p.name}): {_seen(p.via)}[/]", markup=True, highlight=False)
+    if isinstance(result.trace, ContemplationTrace) and agents > 1:
+        _show_contemplation(result.trace, show_thinking)
+    elif isinstance(result.trace, GroundingTrace):
+        _save_grounding(result, names, ground_out)
     return result
+
+
+class _Steps:
+    """A spinner while the media are checked and prepared."""
+
+    def __init__(self):
+        self.status = None
+
+    def __call__(self, step: str) -> None:
+        self.stop()
+        if step == "prepare":
+            self.status = err.status("Checking and preparing media…", spinner="dots")
+            self.status.start()
+
+    def stop(self) -> None:
+        if self.status is not None:
+            self.status.stop()
+            self.status = None
+
+
+def _show_contemplation(t: ContemplationTrace, show_thinking: bool) -> None:
+    out.print()
+    if show_thinking:
+        for a in t.agents:
+            out.print(f"[bold]agent {a.agent}[/] ({a.approach}) → {a.answer or '—'}")
+            out.print(a.reasoning, style="dim", markup=False)
+    if t.synthesis is None:
+        out.print(f"Final answer: {t.final_answer}", style="bold", markup=False)
+    elif t.synthesis.note:
+        out.print(t.synthesis.note, style="yellow", markup=False)
+    out.print(t.agreement.line, style="bold", markup=False)
+    es = t.early_stop
+    if es.skipped:
+        out.print(f"Early stop: {es.skipped} of {es.requested} agents not needed "
+                  f"(about {es.tokens_saved} tokens saved).", style="dim", markup=False)
+
+
+def _save_grounding(result: Result, names: dict | None, ground_out: str | None) -> Result:
+    """Write the annotated PNG; the result's trace then names the file instead of the data."""
+    trace = result.trace
+    assert isinstance(trace, GroundingTrace) and trace.image
+    name = next(iter((names or {}).values()), "image")
+    path = Path(ground_out or f"{Path(name).stem or 'image'}-ground.png")
+    path.write_bytes(base64.b64decode(trace.image.split(",", 1)[1]))
+    err.print(f"[dim]written to {path}[/]")
+    return result.model_copy(update={"trace": trace.model_copy(update={"image": str(path)})})
 
 
 @cli.command()
@@ -117,9 +149,10 @@ def _ask(engine, mode, messages: list[Message], as_json: bool, show_thinking: bo
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str,
-        images: tuple[str, ...], audios: tuple[str, ...], videos: tuple[str, ...], **kw) -> None:
+        images: tuple[str, ...], audios: tuple[str, ...], videos: tuple[str, ...], ground: bool,
+        ground_out: str | None, **kw) -> None:
     """Answer QUESTION (the default command), about --image, --audio and --video files if given."""
-    from ..media import parts_from_files, prepare_media
+    from ..media import parts_from_files
 
     text = " ".join(question).strip()
     if text == "-":
@@ -134,58 +167,23 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
         names = {(0, len(lead) + i): name for i, (_, name) in enumerate(files)}
     else:
         messages, names = [Message(role="user", content=text)], {}
+    if ground:
+        mode = "ground"
     check_messages(messages)
-    grounding = {k: kw.pop(k) for k in ("ground", "ground_kind", "ground_convention", "ground_out")}
-    m = create_mode(mode, _mode_settings(kw))
-    engine = _load_engine(_engine_settings(kw))
-    if grounding["ground"]:
-        _ground(engine, text, images, audios or videos, files, names, media_settings, as_json, grounding)
-        return
-    media = None
-    if files:
-        with err.status("Checking and preparing media…", spinner="dots"):
-            prepared = prepare_media(messages, engine.capabilities, media_settings, names)
-        messages, media = prepared.messages, prepared.report()
-        if not as_json:
-            for p in media["parts"]:
-                err.print(f"[dim]{p['part']} ({p['name']}): {_seen(p)}[/]", markup=True, highlight=False)
-    _ask(engine, m, messages, as_json, show_thinking, media)
-
-
-def _ground(engine, text: str, images: tuple[str, ...], other_media: tuple[str, ...], files: list,
-            names: dict, media_settings, as_json: bool, opts: dict) -> None:
-    """``--ground``: one request to a vision engine, its points parsed, drawn and printed."""
-    from ..media import prepare_media
-    from ..media.grounding import ground, render
-
-    if len(images) != 1 or other_media:
+    m = create_mode(mode, _mode_options(kw, mode))
+    if isinstance(m, GroundingMode) and (len(images) != 1 or audios or videos):
         raise ConfigError("--ground takes exactly one --image and no --audio or --video")
-    if "image" not in engine.capabilities.input_modalities:
-        raise ConfigError(f"--ground needs an engine that sees images; {engine.model} takes only "
-                          f"{', '.join(engine.capabilities.input_modalities)} (serve a vision model and use "
-                          "--engine openai --modalities text,image)")
-    if not text:
-        raise ConfigError("--ground needs a question naming what to point at")
-    messages = [Message(role="user", content=[{"type": "text", "text": text}, files[0][0]])]
-    prepare_media(messages, engine.capabilities, media_settings, names)  # the same checks as any image
-    part, name = files[0]
-    with err.status("Grounding…", spinner="dots"):
-        g = ground(engine, part, text, convention=opts["ground_convention"], kind=opts["ground_kind"])
-    out_path = Path(opts["ground_out"] or f"{Path(name).stem or 'image'}-ground.png")
-    render(part, g, out_path)
-    if as_json:
-        click.echo(json.dumps({**g.to_json(), "image": str(out_path)}, ensure_ascii=False))
-        return
-    for line in g.lines():
-        out.print(line, markup=False, highlight=False)
-    err.print(f"[dim]written to {out_path}[/]")
+    engine = _load_engine(_engine_settings(kw))
+    if isinstance(m, GroundingMode):
+        GroundingMode.image_and_question(engine, messages)  # a clear error before anything is sent
+    _ask(Assistant(engine, media_settings), m, messages, as_json, show_thinking, names, ground_out)
 
 
-def _seen(p: dict) -> str:
+def _seen(via: str) -> str:
     return {"native": "sent as it is", "ocr": "text read by OCR", "asr": "transcribed",
             "frames+asr": "sent as frames + transcript", "frames-ocr+asr": "frames read by OCR + transcript",
             "frames+audio": "sent as frames + audio track",
-            "frames-ocr+audio": "frames read by OCR + audio track"}.get(p["via"], p["via"])
+            "frames-ocr+audio": "frames read by OCR + audio track"}.get(via, via)
 
 
 @cli.command()
@@ -196,9 +194,10 @@ def chat(show_thinking: bool, mode: str, **kw) -> None:
     """An interactive conversation that keeps its history.
 
     Commands: /mode NAME, /budget N, /clear, /exit."""
-    mode_settings = _mode_settings(kw)
-    m = create_mode(mode, mode_settings)
+    options = _mode_options(kw, mode)
+    m = create_mode(mode, options)
     engine = _load_engine(_engine_settings(kw))
+    assistant = Assistant(engine)
     history: list[Message] = []
     err.print(f"[bold]muse chat[/] · {engine.model} · mode {m.name} · /mode /budget /clear /exit")
     while True:
@@ -219,14 +218,18 @@ def chat(show_thinking: bool, mode: str, **kw) -> None:
                     history.clear()
                     err.print("[dim]history cleared[/]")
                 elif cmd == "/mode":
-                    m = create_mode(arg, mode_settings)
+                    keep = {k: v for k, v in options.items() if k in mode_class(arg).Options.model_fields}
+                    m = create_mode(arg, keep)
                     err.print(f"[dim]mode {m.name}[/]")
                 elif cmd == "/budget":
                     if not arg.isdigit() or int(arg) < 1:
                         raise ConfigError("/budget needs a whole number of at least 1")
-                    mode_settings = mode_settings.model_copy(update={"budget": int(arg)})
-                    m = create_mode(m.name, mode_settings)
-                    err.print(f"[dim]budget {arg} tokens[/]")
+                    field = next((f for f in ("budget", "agent_tokens") if f in m.Options.model_fields), None)
+                    if field is None:
+                        raise ConfigError(f"mode {m.name} has no budget")
+                    options = {**options, field: int(arg)}
+                    m = create_mode(m.name, {**m.options.model_dump(exclude_unset=True), field: int(arg)})
+                    err.print(f"[dim]{field.replace('_', ' ')} {arg} tokens[/]")
                 else:
                     raise ConfigError(f"unknown command {cmd} (try /mode, /budget, /clear, /exit)")
             except MuseError as e:
@@ -234,9 +237,9 @@ def chat(show_thinking: bool, mode: str, **kw) -> None:
             continue
         history.append(Message(role="user", content=line))
         try:
-            result = _ask(engine, m, history, False, show_thinking)
+            result = _ask(assistant, m, history, False, show_thinking)
         except MuseError as e:
             history.pop()
             err.print(f"[red]error:[/] {e}")
             continue
-        history.append(Message(role="assistant", content=result.text))
+        history.append(Message(role="assistant", content=result.answer))

@@ -130,11 +130,11 @@ def bench_serve(levels: str, requests: int, max_tokens: int, out_path: str | Non
     from rich.table import Table
 
     t = Table(title=f"muse serve · {report['args']['model']} · {requests} requests a level")
-    for col in ("concurrency", "server req/s", "p50 s", "p95 s", "direct req/s", "direct p50 s"):
+    for col in ("concurrency", "server req/s", "× 1 client", "p50 s", "p95 s", "direct req/s", "direct p50 s"):
         t.add_column(col, justify="right")
     for h, d in zip(report["levels"], report["direct"]):
-        t.add_row(str(h["concurrency"]), f"{h['rps']:.2f}", f"{h['p50_s']:.2f}", f"{h['p95_s']:.2f}",
-                  f"{d['rps']:.2f}", f"{d['p50_s']:.2f}")
+        t.add_row(str(h["concurrency"]), f"{h['rps']:.2f}", f"{report['scaling'][str(h['concurrency'])]:.2f}",
+                  f"{h['p50_s']:.2f}", f"{h['p95_s']:.2f}", f"{d['rps']:.2f}", f"{d['p50_s']:.2f}")
     out.print(t)
     out.print(f"server overhead against the engine called directly: {report['overhead']:+.1%}")
     out.print(f"[dim]written to {path}[/]")

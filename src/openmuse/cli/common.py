@@ -14,7 +14,7 @@ from rich.console import Console
 from .. import __version__
 from ..engines import EngineSettings, create_engine
 from ..errors import ConfigError
-from ..modes import ModeSettings
+from ..modes import mode_classes
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -145,12 +145,8 @@ def media_input_options(f: Callable) -> Callable:
 def ground_options(f: Callable) -> Callable:
     opts = [
         click.option("--ground", envvar="MUSE_GROUND", is_flag=True,
-                     help="Point at what the question names in the one --image: count, points, annotated PNG."),
-        click.option("--ground-kind", envvar="MUSE_GROUND_KIND", type=click.Choice(["points", "boxes"]),
-                     default="points", show_default=True, help="Ask for points or for boxes."),
-        click.option("--ground-convention", envvar="MUSE_GROUND_CONVENTION", default="auto", show_default=True,
-                     type=click.Choice(["auto", "qwen2.5-vl", "qwen3-vl", "molmo", "qwen2-vl"]),
-                     help="How the model writes coordinates (auto: from the model's name and its reply)."),
+                     help="Point at what the question names in the one --image (the mode `ground`): "
+                          "count, points, annotated PNG."),
         click.option("--ground-out", envvar="MUSE_GROUND_OUT", default=None, metavar="PATH",
                      help="The annotated PNG (default: IMAGE-ground.png in the current folder)."),
     ]
@@ -171,24 +167,14 @@ def _media_settings(kw: dict, serve_host: str | None = None):
 
 
 def mode_options(f: Callable) -> Callable:
+    """``--mode``, one flag per option of every registered mode (``cli/mode_flags.py``), and
+    ``--show-thinking``."""
+    from .mode_flags import mode_flags
+
+    names = ", ".join(f"{n} ({cls.summary})" if cls.summary else n for n, cls in mode_classes().items())
     opts = [
-        click.option("--mode", envvar="MUSE_MODE", default="instant", show_default=True,
-                     help="instant (answer at once), thinking (reason first, under --budget) or "
-                          "contemplating (--agents reason in parallel, then a synthesis)."),
-        click.option("--agents", envvar="MUSE_AGENTS", type=click.IntRange(1, 16), default=4,
-                     show_default=True, help="Contemplating: number of agents (1-16)."),
-        click.option("--early-stop/--no-early-stop", envvar="MUSE_EARLY_STOP", default=True,
-                     show_default=True, help="Contemplating: stop launching agents once answers agree."),
-        click.option("--aggregator", envvar="MUSE_AGGREGATOR",
-                     type=click.Choice(["synthesis", "confidence", "majority"]), default="confidence",
-                     show_default=True, help="Contemplating: what decides the final answer."),
-        click.option("--budget", envvar="MUSE_BUDGET", type=click.IntRange(min=1), default=256,
-                     show_default=True, help="Thinking budget in tokens (per agent in contemplating)."),
-        click.option("--max-tokens", envvar="MUSE_MAX_TOKENS", type=click.IntRange(min=1), default=512,
-                     show_default=True, help="Most tokens in the answer."),
-        click.option("--temperature", envvar="MUSE_TEMPERATURE", type=click.FloatRange(min=0.0),
-                     default=0.0, show_default=True, help="0 decodes greedily."),
-        click.option("--seed", envvar="MUSE_SEED", type=int, default=None, help="Sampling seed."),
+        click.option("--mode", envvar="MUSE_MODE", default="instant", show_default=True, help=f"One of: {names}."),
+        *mode_flags(),
         click.option("--show-thinking", envvar="MUSE_SHOW_THINKING", is_flag=True,
                      help="Stream the reasoning too (dimmed)."),
     ]
@@ -200,9 +186,11 @@ def _engine_settings(kw: dict) -> EngineSettings:
                                             "modalities", "extra_buffers")})
 
 
-def _mode_settings(kw: dict) -> ModeSettings:
-    keys = ("max_tokens", "temperature", "seed", "budget", "agents", "early_stop", "aggregator")
-    return ModeSettings(**{k: kw.pop(k) for k in keys})
+def _mode_options(kw: dict, mode: str) -> dict:
+    """Pop every mode flag from ``kw``; the values given for ``mode`` (``cli/mode_flags.py``)."""
+    from .mode_flags import options_for
+
+    return options_for(kw, mode, click.get_current_context(silent=True))
 
 
 def _load_engine(settings: EngineSettings):

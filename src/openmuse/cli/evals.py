@@ -6,9 +6,10 @@ import json
 
 import click
 
-from .. import registry
+from ..assistant import Assistant
 from ..errors import ConfigError
-from .common import (_engine_settings, _load_engine, _mode_settings, cli, engine_options, err, handle_errors,
+from ..modes import create_mode
+from .common import (_engine_settings, _load_engine, _mode_options, cli, engine_options, err, handle_errors,
                      mode_options, out)
 
 class EvalGroup(click.Group):
@@ -63,10 +64,9 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, not {limit}")
     task = create_task(task_name, TaskOptions(data=data, seed=task_seed, repeats=repeats, judge=judge))
-    if click.get_current_context().get_parameter_source("max_tokens") == ParameterSource.DEFAULT:
+    if click.get_current_context().get_parameter_source("max_tokens") in (None, ParameterSource.DEFAULT):
         kw["max_tokens"] = task.default_max_tokens
-    mode_settings = _mode_settings(kw)
-    registry.load("mode", mode)
+    options = create_mode(mode, _mode_options(kw, mode)).options
     task.items()  # a missing or malformed data file fails here, before the model loads
     settings = _engine_settings(kw)
     engine = _load_engine(settings)
@@ -76,7 +76,7 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
                                          "base_url": grader_base_url or settings.base_url,
                                          "api_key": grader_api_key or settings.api_key})
         grader, grader_info = _load_engine(gs), gs.model_dump(exclude={"api_key"})
-    summary, path = run_eval(task, mode, mode_settings, engine, settings.model_dump(exclude={"api_key"}),
+    summary, path = run_eval(task, mode, options, Assistant(engine), settings.model_dump(exclude={"api_key"}),
                              limit=limit, out_dir=out_dir, grader=grader, grader_info=grader_info,
                              console=None if as_json else err)
     if as_json:

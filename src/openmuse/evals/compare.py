@@ -31,9 +31,9 @@ def load_summary(run: str | Path) -> dict[str, Any]:
 
 
 def _settings(s: dict[str, Any]) -> str:
-    ms = s["args"]["mode_settings"]
+    ms = s["args"].get("mode_options") or s["args"].get("mode_settings") or {}
     if s["mode"] == "contemplating":
-        return f"{ms['agents']} agents, budget {ms['budget']}"
+        return f"{ms['agents']} agents, {ms.get('agent_tokens', ms.get('budget'))} tokens each"
     if s["mode"] == "thinking":
         return f"budget {ms['budget']}"
     return "—"

@@ -21,16 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from ..bench import environment
+from ..assistant import Assistant, Result
 from ..engines.base import Engine
 from ..errors import ContextOverflow
-from ..modes import ModeSettings, create_mode
-from ..types import Completion, Usage
+from ..modes import ModeOptions
+from ..records import environment
+from ..types import Usage
 from .task import DataError, EvalContext, Task
 
 RUN, ITEMS, SUMMARY, TABLE, PLOT = "run.json", "items.jsonl", "summary.json", "summary.md", "plot.png"
 # Fields of run.json that must match for a folder to be resumed (the limit may change).
-IDENTITY = ("task", "task_options", "mode", "mode_settings", "engine", "model", "grader")
+IDENTITY = ("task", "task_options", "mode", "mode_options", "engine", "model", "grader")
 
 
 def default_out(task: str, mode: str) -> Path:
@@ -99,8 +100,8 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 def run_eval(
     task: Task,
     mode_name: str,
-    mode_settings: ModeSettings,
-    engine: Engine,
+    mode_options: ModeOptions,
+    assistant: Assistant,
     engine_info: dict[str, Any],
     limit: int | None = None,
     out_dir: str | Path | None = None,
@@ -108,17 +109,20 @@ def run_eval(
     grader_info: dict[str, Any] | None = None,
     console: Any = None,
 ) -> tuple[dict[str, Any], Path]:
-    """Run (or resume) ``task`` and write the run folder; returns the summary and the folder."""
+    """Run (or resume) ``task`` and write the run folder; returns the summary and the folder.
+    Every prompt goes through ``assistant`` (the same validation, media checks and mode as the
+    CLI and the server)."""
     if limit is not None and limit < 1:
         raise DataError("--limit must be at least 1")
+    engine = assistant.engine
     task.check_engine(engine)
-    mode = create_mode(mode_name, mode_settings)
+    mode = assistant.mode(mode_name, mode_options)
     items = task.items()
     if limit is not None:
         items = items[:limit]
     out = Path(out_dir) if out_dir else default_out(task.name, mode_name)
     ident = {"task": task.name, "task_options": task.options.model_dump(), "mode": mode_name,
-             "mode_settings": mode_settings.model_dump(), "engine": _identity_engine(engine_info), "model": engine.model,
+             "mode_options": mode.options.model_dump(), "engine": _identity_engine(engine_info), "model": engine.model,
              "grader": grader_info}
     ident = json.loads(json.dumps(ident))  # as it is stored (tuples become lists), so resumes compare equal
     manifest, run_index = _open_run(out, ident, limit)
@@ -135,11 +139,11 @@ def run_eval(
             for it in pending:
                 t0 = time.perf_counter()
                 ctx.grader_calls.clear()
-                outputs: list[list[Completion]] = []
+                outputs: list[list[Result]] = []
                 error = None
                 try:
                     for attempts in task.prompts(it):
-                        outputs.append([mode.run(engine, msgs) for msgs in attempts])
+                        outputs.append([assistant.answer(msgs, mode) for msgs in attempts])
                         calls += len(attempts)
                 except ContextOverflow as e:  # too long for this model: a failed item, reported
                     error = str(e)
@@ -212,7 +216,7 @@ def summarize(task: Task, records: list[dict[str, Any]], manifest: dict[str, Any
         "wall_s_per_item": round(wall / n, 3) if n else 0.0,
         # This invocation: how many items it ran, how many it found finished, its model calls.
         "run": {"index": run_index, "items_run": ran, "items_resumed": n - ran, "model_calls": calls},
-        "args": {k: manifest[k] for k in ("task_options", "mode_settings", "engine", "grader")}
+        "args": {k: manifest[k] for k in ("task_options", "mode_options", "engine", "grader")}
         | {"limit": manifest["runs"][-1]["limit"]},
         "runs": manifest["runs"],
         "env": environment(),

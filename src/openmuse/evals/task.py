@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..engines.base import Engine
 from ..errors import MuseError
+from ..assistant.result import Result
 from ..types import Completion, Message
 
 
@@ -100,7 +101,7 @@ class Task(ABC):
         return [[[Message(**m) for m in item.messages]]]
 
     @abstractmethod
-    def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored: ...
+    def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored: ...
 
     def summarize(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         n = len(records)

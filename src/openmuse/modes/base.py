@@ -1,58 +1,75 @@
-"""What a mode is: a way of turning a conversation into one ``Completion`` through an engine.
+"""What a mode is: a way of turning a conversation into one typed ``Result`` through an engine.
 
-Modes never hold a raw client: they build ``ChatRequest``s and call the engine contract, so every
-mode works on every engine. ``on_event`` receives every ``Delta`` as it is decoded.
+Each mode declares its own ``Options`` (a frozen pydantic model with ``extra="forbid"``,
+deriving from ``ModeOptions``): the CLI builds its flags and ``MUSE_*`` variables from them,
+the server validates the request's ``muse`` field against them, and ``/v1/models`` lists
+``muse-<name>`` for every registered mode with its ``summary``. A field's ``description`` is
+its help text.
+
+Modes never hold a raw client: they build ``ChatRequest``s and call the engine contract
+(``generate_many`` / ``stream``), so every mode works on every engine. The ``Assistant`` calls
+``run`` with the conversation already validated and its media prepared; ``on_event`` receives
+every ``Delta`` as it is decoded.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engines.base import Engine
 from ..errors import ConfigError
-from ..types import ChatRequest, Completion, Delta, Message
+from ..types import ChatRequest, Delta, Message
 
 OnEvent = Callable[[Delta], None]
 
 
-class ModeSettings(BaseModel):
-    """Options common to every mode; a mode ignores what it does not use."""
+class ModeOptions(BaseModel):
+    """Options every mode takes; a mode's own ``Options`` adds fields to these."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_tokens: int = Field(default=512, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)
-    seed: int | None = None
-    budget: int = Field(default=256, ge=1)  # thinking tokens (Thinking; per agent in Contemplating)
-    # Contemplating
-    agents: int = Field(default=4, ge=1, le=16)
-    early_stop: bool = True
-    # What decides Contemplating's final answer. The confidence-weighted vote measured best on
-    # the embedded model (docs/bench); "synthesis" lets the synthesizer write it.
-    aggregator: Literal["synthesis", "confidence", "majority"] = "confidence"
-    # Early stop (see contemplating.vote.settled): the least confidence of each agent in a
-    # unanimous wave, and the weight the remaining agents are each assumed to carry against a
-    # lead. Chosen on generated problems of seed 11 (bench/contemplate.py measures seed 0).
-    settle_confidence: float = Field(default=0.5, ge=0.0, le=1.0)
-    settle_weight: float = Field(default=0.7, gt=0.0, le=1.0)
+    max_tokens: int = Field(default=512, ge=1, description="Most tokens in the answer.")
+    temperature: float = Field(default=0.0, ge=0.0, le=2.0, description="0 decodes greedily.")
+    seed: int | None = Field(default=None, description="Sampling seed.")
 
 
 class Mode(ABC):
-    name: str = ""
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""  # one line: --help, /v1/models
+    Options: ClassVar[type[ModeOptions]] = ModeOptions
 
-    def __init__(self, settings: ModeSettings | None = None):
-        self.settings = settings or ModeSettings()
+    def __init__(self, options: ModeOptions | Mapping[str, Any] | None = None):
+        self.options = self.parse_options(options)
+
+    @classmethod
+    def parse_options(cls, options: ModeOptions | Mapping[str, Any] | None) -> ModeOptions:
+        """``options`` as this mode's ``Options``; ``ConfigError`` naming the first bad field
+        (an unknown one: "mode thinking has no option 'agents' (it takes …)")."""
+        if isinstance(options, cls.Options):
+            return options
+        values = dict(options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options or {})
+        unknown = sorted(set(values) - set(cls.Options.model_fields))
+        if unknown:
+            raise ConfigError(f"mode {cls.name} has no option '{unknown[0]}' "
+                              f"(it takes {', '.join(cls.Options.model_fields)})")
+        try:
+            return cls.Options(**values)
+        except ValidationError as e:
+            first = e.errors()[0]
+            where = ".".join(str(x) for x in first["loc"])
+            raise ConfigError(f"mode {cls.name} option {where}: {first['msg']}") from None
 
     @abstractmethod
-    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Completion: ...
+    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Any:
+        """The ``Result`` (``assistant.result``) of answering ``messages`` (validated, media prepared)."""
 
     def request(self, messages: Sequence[Message], **overrides) -> ChatRequest:
-        s = self.settings
-        fields = dict(max_tokens=s.max_tokens, temperature=s.temperature, seed=s.seed)
+        o = self.options
+        fields = dict(max_tokens=o.max_tokens, temperature=o.temperature, seed=o.seed)
         fields.update(overrides)
         return ChatRequest(messages=tuple(messages), **fields)
 
@@ -65,6 +82,11 @@ def check_messages(messages: Sequence[Message]) -> None:
 
 def has_media(m: Message) -> bool:
     return not isinstance(m.content, str) and any(p.get("type") != "text" for p in m.content)
+
+
+def last_question(messages: Sequence[Message]) -> str:
+    """The text of the last user message."""
+    return next((m.text() for m in reversed(messages) if m.role == "user"), "")
 
 
 def with_system(messages: Sequence[Message], system: str | None) -> list[Message]:

@@ -6,24 +6,25 @@ import time
 from collections.abc import Sequence
 
 from .. import prompts
+from ..assistant.result import Result
 from ..engines.base import Engine
-from ..types import Completion, Message
-from .base import Mode, OnEvent, check_messages, with_system
+from ..types import Message
+from .base import Mode, OnEvent, with_system
 
 
 class InstantMode(Mode):
     name = "instant"
+    summary = "answer at once"
 
-    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Completion:
-        check_messages(messages)
+    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Result:
         t0 = time.perf_counter()
         p = prompts.load("instant")
         msgs = with_system(messages, p["system"])
         if engine.capabilities.native_reasoning and engine.capabilities.assistant_prefill:
             msgs.append(Message(role="assistant", content=p["native"]["prefill"]))
         c = engine.generate_many([self.request(msgs)], on_delta=on_event)[0]
-        return Completion(
-            text=c.text.strip(),
+        return Result(
+            answer=c.text.strip(),
             reasoning=c.reasoning,
             finish_reason=c.finish_reason,
             usage=c.usage,

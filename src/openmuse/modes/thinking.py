@@ -21,21 +21,29 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 
+from pydantic import Field
+
 from .. import prompts
+from ..assistant.result import Result, ThinkingTrace
 from ..engines.base import Engine
-from ..types import Completion, Delta, Message, Usage
+from ..types import Delta, Message, Usage
 from . import budget as budgets
-from .base import Mode, OnEvent, check_messages, with_system
+from .base import Mode, ModeOptions, OnEvent, with_system
+
+
+class ThinkingOptions(ModeOptions):
+    budget: int = Field(default=256, ge=1, description="Thinking budget: most reasoning tokens before the answer.")
 
 
 class ThinkingMode(Mode):
     name = "thinking"
+    summary = "reason first, under a token budget, then answer"
+    Options = ThinkingOptions
 
-    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Completion:
-        check_messages(messages)
+    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Result:
         caps = engine.capabilities
         p = prompts.load("thinking")["native" if caps.native_reasoning else "prompted"]
-        budget = self.settings.budget
+        budget = self.options.budget
         t0 = time.perf_counter()
         base = with_system(messages, p["system"])
 
@@ -60,19 +68,23 @@ class ThinkingMode(Mode):
         a = engine.generate_many([a_req], on_delta=on_event)[0]
         t2 = time.perf_counter()
 
-        return Completion(
-            text=a.text.strip(),
+        reasoning_tokens = r.usage.completion_tokens + a.usage.reasoning_tokens
+        return Result(
+            answer=a.text.strip(),
             reasoning=reasoning.strip(),
             finish_reason=a.finish_reason,
             usage=Usage(
                 prompt_tokens=r.usage.prompt_tokens,
                 completion_tokens=r.usage.completion_tokens + a.usage.completion_tokens,
-                reasoning_tokens=r.usage.completion_tokens + a.usage.reasoning_tokens,
+                reasoning_tokens=reasoning_tokens,
+                prefilled_tokens=r.usage.prefilled_tokens + a.usage.prefilled_tokens,
+                cached_tokens=r.usage.cached_tokens,
             ),
             model=a.model,
             mode=self.name,
             timings={"wall_s": t2 - t0, "reasoning_s": t1 - t0, "answer_s": t2 - t1},
-            extra={"budget": budget, "budget_exhausted": r.finish_reason == "length"},
+            trace=ThinkingTrace(budget=budget, budget_exhausted=r.finish_reason == "length",
+                                reasoning_tokens=reasoning_tokens),
         )
 
     @staticmethod
@@ -90,6 +102,6 @@ class ThinkingMode(Mode):
         empty = self.request(self._answer_messages(base, "", p, engine.capabilities.assistant_prefill))
         budgets.check(engine, "Thinking", [
             ("prompt with the answer prefix", budgets.prompt_size(engine, empty)),
-            ("reasoning budget", self.settings.budget),
-            ("answer max_tokens", self.settings.max_tokens),
+            ("reasoning budget", self.options.budget),
+            ("answer max_tokens", self.options.max_tokens),
         ])

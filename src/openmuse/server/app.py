@@ -1,10 +1,12 @@
 """The OpenAI-compatible HTTP server and the web app (FastAPI).
 
-Handlers stay thin: parse, check, dispatch to a mode (``chat.py``), serialise, store. Streaming
-follows the OpenAI SSE format; Contemplating's agent progress goes out as named events
+Handlers stay thin: parse, check, answer through the ``Assistant`` (``chat.py``), serialise,
+store. Streaming follows the OpenAI SSE format; agent progress goes out as named events
 (``event: muse.agent``, ``muse.synthesis``, ``muse.result``) that OpenAI clients skip. Every
-error is an OpenAI error object (``errors.py``). Requests reaching the local engine at the same
-time queue on its lock: one llama.cpp context is never used by two requests at once.
+error is an OpenAI error object (``errors.py``). Concurrent requests share the engine through
+its scheduler; each carries a ``RequestControl``: a client that disconnects (or deletes the
+conversation) cancels its generation, a request that waits past ``queue_timeout_s`` gets a 503,
+and ``max_request_tokens`` caps what one request may ask of the engine.
 
 Guards (``security.py``): API keys checked in constant time, each key seeing only its own
 conversations (``store.py``); a Host allow-list against DNS rebinding; security headers and a
@@ -23,15 +25,15 @@ from fastapi.responses import FileResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
+from .. import registry
+from ..assistant import Assistant
 from ..engines import Engine, EngineSettings, create_engine
-from ..media import MediaSettings, prepare_media
-from ..modes import ModeSettings, create_mode
-from ..modes.base import Mode, has_media
+from ..media import MediaSettings
+from ..modes.base import has_media
 from . import chat, errors
-from .errors import APIError, muse_error_body
-from .grounding import grounding_mode
+from .errors import APIError
 from .render import render
-from .schemas import ChatCompletionBody, RenameBody, model_list
+from .schemas import PREFIX, ChatCompletionBody, RenameBody, model_list
 from .security import LOOPBACK_HOSTS, BodyLimit, HostGuard, Keys, SecurityHeaders
 from .store import LOCAL_OWNER, Store, owner_of
 
@@ -44,8 +46,11 @@ class ServerConfig:
     database_url: str = "sqlite:///openmuse.db"
     api_keys: tuple[str, ...] = ()
     max_body_bytes: int = 8 * 1024 * 1024
-    defaults: ModeSettings = field(default_factory=ModeSettings)
     media: MediaSettings = field(default_factory=MediaSettings)
+    # Each request's hold on the engine (engines/control.py): the longest wait in its queue
+    # before a 503, and the most tokens (prompts + max_tokens of all its sequences) it may ask for.
+    queue_timeout_s: float | None = 60.0
+    max_request_tokens: int | None = None
     # Host header names served (the loopback names always are); "*" serves any
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
 
@@ -55,7 +60,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     Conversations stored before owners existed go to the first key's owner (or the local one)."""
     legacy = owner_of(config.api_keys[0]) if config.api_keys else LOCAL_OWNER
     store = Store(config.database_url, legacy_owner=legacy)
-    state: dict[str, Any] = {"engine": engine}
+    state: dict[str, Any] = {"engine": engine, "assistant": None}
     keys = Keys(config.api_keys)
     running = chat.Running()
 
@@ -63,6 +68,12 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         if state["engine"] is None:
             state["engine"] = create_engine(config.engine)
         return state["engine"]
+
+    def get_assistant() -> Assistant:
+        if state["assistant"] is None:
+            state["assistant"] = Assistant(get_engine(), config.media, queue_timeout_s=config.queue_timeout_s,
+                                           max_request_tokens=config.max_request_tokens)
+        return state["assistant"]
 
     app = FastAPI(title="OpenMuse", version="0.1.0", docs_url=None, redoc_url=None)
     app.add_middleware(BodyLimit, limit=config.max_body_bytes)
@@ -89,8 +100,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         return model_list(get_engine().model)
 
     @app.post("/v1/chat/completions")
-    async def completions(body: ChatCompletionBody, who: str = Depends(owner)):
-        return await _chat(config, store, running, get_engine, body, who)
+    async def completions(body: ChatCompletionBody, request: Request, who: str = Depends(owner)):
+        return await _chat(config, store, running, get_assistant, body, who, request)
 
     _conversation_routes(app, store, running, owner)
 
@@ -137,39 +148,35 @@ def _conversation_routes(app: FastAPI, store: Store, running: chat.Running, owne
         return {"id": cid, "object": "conversation.deleted", "deleted": True}
 
 
-async def _chat(config: ServerConfig, store: Store, running: chat.Running, get_engine,
-                body: ChatCompletionBody, who: str):
-    """Check, prepare the media, store the question, then answer (streamed or not)."""
+async def _chat(config: ServerConfig, store: Store, running: chat.Running, get_assistant,
+                body: ChatCompletionBody, who: str, request: Request):
+    """Check, prepare the media (the Assistant), store the question, then answer (streamed or not)."""
     mode_name = body.mode_name()
     if mode_name is None:
-        raise APIError(404, f"unknown model '{body.model}' (use muse-instant, muse-thinking, "
-                            "muse-contemplating, or muse with reasoning_effort)",
-                       "invalid_request_error", "model_not_found", "model")
+        raise APIError(404, f"unknown model '{body.model}' (use {', '.join(model_names())}, or muse with "
+                            "reasoning_effort)", "invalid_request_error", "model_not_found", "model")
     if body.n not in (None, 1):
         raise APIError(400, "n must be 1: OpenMuse returns one choice (ask again, or use muse-contemplating "
                             "for several agents)", code="unsupported_value", param="n")
-    mode: Mode = create_mode(mode_name, chat.mode_settings(config.defaults, body))
+    options = chat.mode_options(mode_name, body)
     messages = body.chat_messages()
     if not any(m.role == "user" and (m.text().strip() or has_media(m)) for m in messages):
         raise APIError(400, "the conversation has no user message with text or media", param="messages")
     cid = body.muse.conversation_id
     if cid and not await run_in_threadpool(lambda: store.exists(cid, owner=who)):
         raise APIError(404, f"no conversation '{cid}'", code="conversation_not_found", param="muse.conversation_id")
-    eng = await run_in_threadpool(get_engine)
+    assistant: Assistant = await run_in_threadpool(get_assistant)
     # every media part is checked and prepared before the mode runs or anything is stored
-    prepared = await run_in_threadpool(prepare_media, messages, eng.capabilities, config.media, body.media_names())
-    media = prepared.report()
-    if body.muse.ground:
-        mode = grounding_mode(body, messages, eng)
-    conv_id = await run_in_threadpool(chat.begin, store, who, body, messages, media)
+    req = await run_in_threadpool(lambda: assistant.prepare(messages, mode_name, options,
+                                                            media_names=body.media_names()))
+    conv_id = await run_in_threadpool(chat.begin, store, who, body, messages, req.media)
+    control = assistant.control()
     if body.stream:
-        return StreamingResponse(chat.stream(eng, mode, prepared.messages, media, body, store, who, conv_id, running),
+        return StreamingResponse(chat.stream(assistant, req, control, body, store, who, conv_id, running),
                                  media_type="text/event-stream", headers={"cache-control": "no-cache"})
-    try:
-        result = await run_in_threadpool(chat.run, mode, eng, prepared.messages, media)
-    except Exception as e:  # the question stays, with the error beside it; the client gets the error
-        await run_in_threadpool(chat.fail, store, who, conv_id, mode.name, muse_error_body(e)[1])
-        raise
-    if not await run_in_threadpool(chat.finish, store, who, conv_id, result):
-        raise chat.deleted_error()
+    result = await chat.answer(assistant, req, control, store, who, conv_id, running, request)
     return chat.response(body, result, conv_id)
+
+
+def model_names() -> list[str]:
+    return [PREFIX + n for n in registry.names("mode")]

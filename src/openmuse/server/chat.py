@@ -1,12 +1,13 @@
-"""One chat completion on the server: store the question, run the mode, store the answer, and
-serialise it (a JSON response, or OpenAI's SSE with OpenMuse's named events).
+"""One chat completion on the server: store the question, answer through the ``Assistant``,
+store the answer, and serialise the typed ``Result`` (a JSON response whose ``muse`` object is
+``Result.to_json()``, or OpenAI's SSE with OpenMuse's named events).
 
 Durability: the user message is stored before the mode runs; the answer after. A failed
 generation leaves the question and an assistant message with ``extra.error`` (the error object
 the client got), so nothing the user sent is lost. Deleting the conversation while its answer is
 generating ends that request cleanly (a ``conversation_deleted`` error, 409 or an SSE error
-event) and the answer, when it comes, is discarded rather than stored. The engine's own work is
-not interrupted: it finishes in the background and its result is dropped.
+event) and cancels its generation; a client that disconnects cancels it too, so its sequences
+leave the engine's batch within a decode step.
 """
 
 from __future__ import annotations
@@ -20,10 +21,15 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from ..modes import ModeSettings
-from ..types import Completion, Delta, Message
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from ..assistant import Assistant, MediaReport, Request, Result
+from ..engines.control import RequestControl
+from ..modes import ModeOptions, mode_class
+from ..types import Delta, Message, Usage
 from .errors import APIError, error_body, muse_error_body
-from .schemas import ChatCompletionBody
+from .schemas import PREFIX, ChatCompletionBody
 from .store import Store
 
 
@@ -57,32 +63,55 @@ def deleted_error() -> APIError:
                          "discarded", code="conversation_deleted", param="muse.conversation_id")
 
 
-def mode_settings(defaults: ModeSettings, body: ChatCompletionBody) -> ModeSettings:
-    update: dict[str, Any] = {}
-    max_tokens = body.max_completion_tokens or body.max_tokens
-    if max_tokens:
-        update["max_tokens"] = max_tokens
-    if body.temperature is not None:
-        update["temperature"] = body.temperature
-    if body.seed is not None:
-        update["seed"] = body.seed
-    for k in ("agents", "budget", "early_stop", "aggregator"):
-        v = getattr(body.muse, k)
-        if v is not None:
-            update[k] = v
-    return ModeSettings(**{**defaults.model_dump(), **update})
+def mode_options(mode: str, body: ChatCompletionBody) -> ModeOptions:
+    """The request's options validated against ``mode``'s own ``Options``: a 400 naming the
+    first unknown or bad one (``muse.agents``)."""
+    cls = mode_class(mode)
+    values = body.mode_values(cls.Options.model_fields)
+    unknown = sorted(set(values) - set(cls.Options.model_fields))
+    if unknown:
+        raise APIError(400, f"unknown option '{unknown[0]}' for {PREFIX}{mode} (it takes "
+                            f"{', '.join(cls.Options.model_fields)})", code="unknown_parameter",
+                       param=f"muse.{unknown[0]}")
+    try:
+        return cls.Options(**values)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = ".".join(str(x) for x in first["loc"])
+        where = name if name in ("max_tokens", "temperature", "seed") else f"muse.{name}"
+        raise APIError(400, f"{where}: {first['msg']}", code="invalid_value", param=where) from None
 
 
-def run(mode, engine, messages: list[Message], media: dict | None, on_event=None) -> Completion:
-    result = mode.run(engine, messages, on_event)
-    if media:
-        result.extra["media"] = media
+async def answer(assistant: Assistant, req: Request, control: RequestControl, store: Store, owner: str,
+                 cid: str | None, running: Running, http: Any) -> Result:
+    """The non-streamed answer; a client that disconnects meanwhile cancels it."""
+    loop = asyncio.get_running_loop()
+    if cid:
+        running.add(cid, control.cancel)
+    try:
+        fut = loop.run_in_executor(None, lambda: assistant.run(req, control=control))
+        while not fut.done():
+            await asyncio.wait({fut}, timeout=0.25)
+            if not fut.done() and await http.is_disconnected():
+                control.cancel()
+        try:
+            result = fut.result()
+        except Exception as e:  # the question stays, with the error beside it; the client gets the error
+            if control.cancelled and cid and not await run_in_threadpool(store.exists, cid, owner=owner):
+                raise deleted_error() from None
+            await run_in_threadpool(fail, store, owner, cid, req.mode.name, muse_error_body(e)[1])
+            raise
+    finally:
+        if cid:
+            running.remove(cid, control.cancel)
+    if not await run_in_threadpool(finish, store, owner, cid, result):
+        raise deleted_error()
     return result
 
 
 # -- the store ------------------------------------------------------------------------------
 def begin(store: Store, owner: str, body: ChatCompletionBody, messages: list[Message],
-          media: dict | None) -> str | None:
+          media: MediaReport | None) -> str | None:
     """Store the last user message before anything runs, in the given conversation or a new
     one titled after the first question. Its id, or None when the request keeps nothing."""
     if not body.muse.store:
@@ -105,15 +134,16 @@ def begin(store: Store, owner: str, body: ChatCompletionBody, messages: list[Mes
     return cid
 
 
-def finish(store: Store, owner: str, cid: str | None, result: Completion) -> bool:
+def finish(store: Store, owner: str, cid: str | None, result: Result) -> bool:
     """Store the answer; False when the conversation was deleted meanwhile (the answer is dropped)."""
     if cid is None:
         return True
     try:
         store.add_messages(cid, [{
-            "role": "assistant", "content": result.text, "reasoning": result.reasoning, "mode": result.mode,
-            "model": result.model, "usage": result.usage.to_openai(),
-            "agents": [a.to_json() for a in result.agents] or None, "extra": stored_extra(result)}], owner=owner)
+            "role": "assistant", "content": result.answer, "reasoning": result.reasoning, "mode": result.mode,
+            "model": result.model, "usage": openai_usage(result.usage),
+            "agents": [a.model_dump(mode="json") for a in result.agents] or None,
+            "extra": stored_extra(result)}], owner=owner)
     except KeyError:
         return False
     return True
@@ -130,50 +160,47 @@ def fail(store: Store, owner: str, cid: str | None, mode: str, error: dict[str, 
         pass
 
 
-def stored_extra(result: Completion) -> dict[str, Any]:
-    """What the store keeps of a result's extra fields: a data URL (the grounding PNG) becomes
-    its hash and size."""
-    out: dict[str, Any] = {}
-    for k, v in public_extra(result).items():
-        if isinstance(v, str) and v.startswith("data:") and "," in v:
-            head, data = v[5:].split(",", 1)
-            out[k] = {"media_type": head.split(";")[0], "sha256": hashlib.sha256(data.encode()).hexdigest(),
-                      "chars": len(data), "stored": False}
-        else:
-            out[k] = v
-    return {**out, "timings": result.timings}
+def stored_extra(result: Result) -> dict[str, Any]:
+    """What the store keeps of a result besides the answer: the trace (its agents go in their
+    own column), media, engine, checks and timings; the grounding PNG becomes its hash and size."""
+    out = {k: v for k, v in result.to_json().items() if k not in ("answer", "reasoning", "usage", "mode", "model")}
+    trace = out.get("trace") or {}
+    trace.pop("agents", None)
+    image = trace.get("image")
+    if isinstance(image, str) and image.startswith("data:") and "," in image:
+        head, data = image[5:].split(",", 1)
+        trace["image"] = {"media_type": head.split(";")[0], "sha256": hashlib.sha256(data.encode()).hexdigest(),
+                          "chars": len(data), "stored": False}
+    return out
 
 
-def _media_refs(media: dict | None, last_user: Message) -> list[dict[str, Any]]:
+def _media_refs(media: MediaReport | None, last_user: Message) -> list[dict[str, Any]]:
     """The report entries of the media parts in the stored user message."""
-    parts = (media or {}).get("parts") or []
+    parts = [p.model_dump() for p in media.parts] if media else []
     n = 0 if isinstance(last_user.content, str) else sum(1 for p in last_user.content if p.get("type") != "text")
     keep = ("part", "kind", "name", "format", "bytes", "sha256", "url", "width", "height", "duration_s", "seen", "via")
     return [{k: p[k] for k in keep if k in p} for p in parts[len(parts) - n:]] if n else []
 
 
-def _media_title(media: dict | None) -> str:
-    parts = (media or {}).get("parts") or []
-    return ", ".join(p["name"] for p in parts) or "Media"
+def _media_title(media: MediaReport | None) -> str:
+    return ", ".join(p.name for p in (media.parts if media else [])) or "Media"
 
 
 # -- the response ---------------------------------------------------------------------------
-def public_extra(result: Completion) -> dict[str, Any]:
-    """A result's extra fields less the engine's cache bookkeeping."""
-    return {k: v for k, v in result.extra.items() if k not in ("prefilled_tokens", "cached_tokens")}
+def openai_usage(u: Usage) -> dict[str, Any]:
+    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+            "total_tokens": u.total_tokens, "completion_tokens_details": {"reasoning_tokens": u.reasoning_tokens},
+            "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
-def muse_field(result: Completion, conv_id: str | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"mode": result.mode, "engine_model": result.model, "conversation_id": conv_id,
-                           "timings": result.timings}
-    if result.agents:
-        out["agents"] = [a.to_json() for a in result.agents]
-    out.update(public_extra(result))
-    return out
+def muse_field(result: Result, conv_id: str | None) -> dict[str, Any]:
+    """The ``muse`` object: ``Result.to_json()`` less what the message already carries."""
+    return {"conversation_id": conv_id,
+            **{k: v for k, v in result.to_json().items() if k not in ("answer", "reasoning")}}
 
 
-def response(body: ChatCompletionBody, result: Completion, conv_id: str | None) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+def response(body: ChatCompletionBody, result: Result, conv_id: str | None) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.answer}
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
     return {
@@ -181,7 +208,7 @@ def response(body: ChatCompletionBody, result: Completion, conv_id: str | None) 
         "model": body.model,
         "choices": [{"index": 0, "message": message, "logprobs": None,
                      "finish_reason": "length" if result.finish_reason == "length" else "stop"}],
-        "usage": result.usage.to_openai(),
+        "usage": openai_usage(result.usage),
         "muse": muse_field(result, conv_id),
     }
 
@@ -191,47 +218,75 @@ def sse(data: dict[str, Any], event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-async def stream(engine, mode, prepared: list[Message], media, body: ChatCompletionBody, store: Store,
-                 owner: str, conv_id: str | None, running: Running) -> AsyncIterator[str]:
-    """The SSE stream of one answer; the question is already stored under ``conv_id``."""
+class _Events:
+    """Deltas as SSE: answer text as OpenAI chunks; agent pieces and states as ``muse.agent``
+    events. Once agents have spoken, answer text is the synthesis (``muse.synthesis``) and the
+    final answer is sent whole at the end."""
+
+    def __init__(self, body: ChatCompletionBody):
+        self.body, self.sid, self.created, self.agents = body, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), False
+
+    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> str:
+        return sse({"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
+                    "model": self.body.model,
+                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    def delta(self, d: Delta) -> str:
+        if d.kind == "reasoning":
+            return self.chunk({"reasoning_content": d.text})
+        if d.kind in ("agent", "status"):
+            self.agents = True
+            if d.kind == "agent":
+                return sse({"agent": d.index, "text": d.text}, "muse.agent")
+            return sse({"agent": d.index, "status": d.text}, "muse.agent")
+        if self.agents:
+            return sse({"text": d.text}, "muse.synthesis")
+        return self.chunk({"content": d.text})
+
+    def final(self, result: Result, conv_id: str | None) -> list[str]:
+        out = [self.chunk({"content": result.answer})] if self.agents else []
+        out.append(self.chunk({}, "length" if result.finish_reason == "length" else "stop"))
+        if self.body.stream_options and self.body.stream_options.include_usage:
+            out.append(sse({"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
+                            "model": self.body.model, "choices": [], "usage": openai_usage(result.usage)}))
+        out.append(sse(muse_field(result, conv_id), "muse.result"))
+        return out
+
+
+async def stream(assistant: Assistant, req: Request, control: RequestControl, body: ChatCompletionBody,
+                 store: Store, owner: str, conv_id: str | None, running: Running) -> AsyncIterator[str]:
+    """The SSE stream of one answer; the question is already stored under ``conv_id``. A client
+    that goes away (the generator is closed) or a deleted conversation cancels the generation."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
-    sid, created, several = f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), mode.name == "contemplating"
-
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
-        return sse({"id": sid, "object": "chat.completion.chunk", "created": created, "model": body.model,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+    events = _Events(body)
 
     def put(kind: str, item: Any) -> None:
         loop.call_soon_threadsafe(queue.put_nowait, (kind, item))
 
     def work() -> None:
         try:
-            result = run(mode, engine, prepared, media, lambda d: put("delta", d))
+            result = assistant.run(req, lambda d: put("delta", d), control=control)
         except Exception as e:  # stored as the error marker, and reported as an error event
+            if control.cancelled:
+                return put("deleted", None)
             err = muse_error_body(e)[1]
-            fail(store, owner, conv_id, mode.name, err)
+            fail(store, owner, conv_id, req.mode.name, err)
             return put("error", err)
-        if finish(store, owner, conv_id, result):
-            put("done", result)
-        else:
-            put("deleted", None)
-
-    def on_delete() -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, ("deleted", None))
+        put("done", result) if finish(store, owner, conv_id, result) else put("deleted", None)
 
     if conv_id:
-        running.add(conv_id, on_delete)
+        running.add(conv_id, control.cancel)
     loop.run_in_executor(None, work)
     try:
-        yield chunk({"role": "assistant", "content": ""})
+        yield events.chunk({"role": "assistant", "content": ""})
         while True:
             kind, item = await queue.get()
             if kind == "delta":
-                yield _delta_event(item, several, chunk)
+                yield events.delta(item)
                 continue
             if kind == "done":
-                for piece in _final_events(item, body, conv_id, several, chunk, sid, created):
+                for piece in events.final(item, conv_id):
                     yield piece
             elif kind == "deleted":
                 e = deleted_error()
@@ -241,27 +296,6 @@ async def stream(engine, mode, prepared: list[Message], media, body: ChatComplet
             yield "data: [DONE]\n\n"
             return
     finally:
+        control.cancel()  # a no-op once the answer is done; frees the engine if the client left
         if conv_id:
-            running.remove(conv_id, on_delete)
-
-
-def _delta_event(d: Delta, several: bool, chunk) -> str:
-    if d.kind == "reasoning":
-        return chunk({"reasoning_content": d.text})
-    if d.kind == "answer" and not several:
-        return chunk({"content": d.text})
-    if d.kind == "answer":
-        return sse({"text": d.text}, "muse.synthesis")
-    if d.kind == "agent":
-        return sse({"agent": d.index, "text": d.text}, "muse.agent")
-    return sse({"agent": d.index, "status": d.text}, "muse.agent")
-
-
-def _final_events(result: Completion, body: ChatCompletionBody, conv_id, several, chunk, sid, created) -> list[str]:
-    out = [chunk({"content": result.text})] if several else []
-    out.append(chunk({}, "length" if result.finish_reason == "length" else "stop"))
-    if body.stream_options and body.stream_options.include_usage:
-        out.append(sse({"id": sid, "object": "chat.completion.chunk", "created": created,
-                        "model": body.model, "choices": [], "usage": result.usage.to_openai()}))
-    out.append(sse(muse_field(result, conv_id), "muse.result"))
-    return out
+            running.remove(conv_id, control.cancel)

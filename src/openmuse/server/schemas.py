@@ -1,5 +1,10 @@
 """Request bodies of the HTTP API (the OpenAI chat-completions schema, plus one ``muse`` field).
 
+Models: ``muse-<mode>`` for every registered mode (an entry-point mode is served with no change
+here), and ``muse``, whose mode follows ``reasoning_effort``. The ``muse`` field holds the
+server's own keys (``MuseOptions``) and the chosen mode's options, validated against that
+mode's ``Options`` (``options_for``): an unknown one is a 400 naming it.
+
 Content parts are typed: a text part's text must be a string, a media part needs its object
 (``image_url: {url}``, ``input_audio: {data, format}``, ...), an unknown part type is refused.
 A bad part is a 400 naming where it is (``messages.0.content.1.text``); what a media part holds
@@ -11,9 +16,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
+from .. import registry
 from ..types import Message
 
-MODELS = {"muse-instant": "instant", "muse-thinking": "thinking", "muse-contemplating": "contemplating"}
+PREFIX = "muse-"
 EFFORT = {"none": "instant", "minimal": "instant", "low": "instant", "medium": "thinking", "high": "contemplating"}
 
 
@@ -76,7 +82,7 @@ class ChatMessage(BaseModel):
 
 
 class GroundOptions(BaseModel):
-    """Visual grounding of the last user message's image (``media/grounding.py``)."""
+    """``muse.ground`` as an object: the grounding mode's options under their short names."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -85,20 +91,21 @@ class GroundOptions(BaseModel):
 
 
 class MuseOptions(BaseModel):
-    """OpenMuse's own options, all optional, in the request's ``muse`` field."""
+    """OpenMuse's own keys in the request's ``muse`` field; any other key is an option of the
+    chosen mode (``agents``, ``budget``, ``agent_tokens``, …), checked against its ``Options``."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="allow")
 
-    agents: int | None = Field(default=None, ge=1, le=16)
-    budget: int | None = Field(default=None, ge=1)
-    early_stop: bool | None = None
-    aggregator: Literal["synthesis", "confidence", "majority"] | None = None
     conversation_id: str | None = None  # append to this stored conversation
     store: bool = True  # keep the exchange in the conversation store
     # File names of the media parts of the last user message, in order (labels and errors use them)
     media_names: list[str] | None = Field(default=None, max_length=64)
-    # Point at what the question names in its image: true, or {"kind": ..., "convention": ...}
+    # Point at what the question names in its image (the mode `ground`): true, or {"kind", "convention"}
     ground: bool | GroundOptions = False
+
+    def mode_values(self) -> dict[str, Any]:
+        """The keys meant for the mode."""
+        return dict(self.model_extra or {})
 
 
 class StreamOptions(BaseModel):
@@ -137,11 +144,25 @@ class ChatCompletionBody(BaseModel):
 
     def mode_name(self) -> str | None:
         """The mode this request asks for, or None when the model name is unknown."""
-        if self.model in MODELS:
-            return MODELS[self.model]
+        if self.muse.ground:
+            return "ground"
+        if self.model.startswith(PREFIX) and self.model[len(PREFIX):] in registry.names("mode"):
+            return self.model[len(PREFIX):]
         if self.model == "muse":
             return EFFORT.get(self.reasoning_effort or "low", "instant")
         return None
+
+    def mode_values(self, takes: dict[str, Any]) -> dict[str, Any]:
+        """The options for a mode taking the fields ``takes``: the OpenAI sampling fields it
+        takes, then the ``muse`` keys (``muse.ground``'s object as the grounding options)."""
+        values: dict[str, Any] = {}
+        openai = {"max_tokens": self.max_completion_tokens or self.max_tokens, "temperature": self.temperature,
+                  "seed": self.seed}
+        values.update({k: v for k, v in openai.items() if v is not None and k in takes})
+        if isinstance(self.muse.ground, GroundOptions):
+            values.update(ground_kind=self.muse.ground.kind, ground_convention=self.muse.ground.convention)
+        values.update(self.muse.mode_values())
+        return values
 
 
 class RenameBody(BaseModel):
@@ -151,8 +172,14 @@ class RenameBody(BaseModel):
 
 
 def model_list(engine_model: str) -> dict[str, Any]:
-    return {"object": "list", "data": [
-        {"id": name, "object": "model", "created": 0, "owned_by": "openmuse",
-         "muse": {"mode": mode, "engine_model": engine_model}}
-        for name, mode in [*MODELS.items(), ("muse", "by reasoning_effort")]
-    ]}
+    """``muse-<mode>`` for every registered mode (with its summary and options), and ``muse``."""
+    from ..modes import mode_classes
+
+    data = [{"id": PREFIX + name, "object": "model", "created": 0, "owned_by": "openmuse",
+             "muse": {"mode": name, "summary": cls.summary, "engine_model": engine_model,
+                      "options": sorted(cls.Options.model_fields)}}
+            for name, cls in mode_classes().items()]
+    data.append({"id": "muse", "object": "model", "created": 0, "owned_by": "openmuse",
+                 "muse": {"mode": "by reasoning_effort", "engine_model": engine_model,
+                          "reasoning_effort": EFFORT}})
+    return {"object": "list", "data": data}

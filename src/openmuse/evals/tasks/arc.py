@@ -22,8 +22,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ... import prompts
-from ...modes.contemplating.answers import Grid, grid_text, parse_grid
-from ...types import Completion, Message
+from ...answers import Grid, grid_text, parse_grid
+from ...assistant.result import Result
+from ...types import Message
 from ..task import DataError, EvalContext, Item, Scored, Task
 
 Solver = Callable[[list[tuple[Grid, Grid]], Grid], Sequence[Grid | None]]
@@ -87,10 +88,10 @@ class ArcTask(Task):
                         [Message(role="user", content=text + "\n" + p["second_attempt"])]])
         return out
 
-    def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored:
-        grids = [[parse_grid(c.text) for c in att] for att in outputs]
+    def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored:
+        grids = [[parse_grid(c.answer) for c in att] for att in outputs]
         s = arc_score(item.target, grids) if any(outputs) else 0.0
-        pred = "\n---\n".join(c.text for att in outputs for c in att)
+        pred = "\n---\n".join(c.answer for att in outputs for c in att)
         return Scored(prediction=pred, extracted=grids, score=s,
                       extra={"test_inputs": len(item.target),
                              "parsed": sum(g is not None for att in grids for g in att)})

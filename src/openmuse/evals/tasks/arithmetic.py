@@ -1,5 +1,5 @@
 """``arithmetic``: the project's own seeded generator of problems with known answers
-(``openmuse.bench.problems.generate``, the set Contemplating's bench uses) — synthetic data.
+(``openmuse.problems.generate``, the set Contemplating's bench uses) — synthetic data.
 
 Families: single-digit sums, the larger of two numbers, capitals as 4-way multiple choice and
 one-step word problems. Scoring: exact match of the extracted, normalised answer (a number, or
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...bench.problems import generate
-from ...modes.contemplating.answers import extract
-from ...types import Completion
+from ...problems import generate
+from ...answers import extract
+from ...assistant.result import Result
 from ..task import EvalContext, Item, Scored, Task
 
 SIZE = 1000  # items generated; --limit takes the first K (the generator is prefix-stable)
@@ -22,7 +22,7 @@ SIZE = 1000  # items generated; --limit takes the first K (the generator is pref
 
 class ArithmeticTask(Task):
     name = "arithmetic"
-    convention = "Seeded synthetic problems (openmuse.bench.problems); exact match of the normalised answer"
+    convention = "Seeded synthetic problems (openmuse.problems); exact match of the normalised answer"
     synthetic = True
     default_max_tokens = 128
 
@@ -32,9 +32,9 @@ class ArithmeticTask(Task):
                      target=p.answer, meta={"family": p.family, "kind": p.kind})
                 for i, p in enumerate(generate(SIZE, seed=seed))]
 
-    def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored:
+    def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored:
         c = outputs[0][0] if outputs and outputs[0] else None
-        text = c.text if c else ""
+        text = c.answer if c else ""
         got = extract(text, item.messages[0]["content"], item.meta["kind"]) if text else None
         return Scored(prediction=text, extracted=got, score=float(got is not None and got == item.target))
 

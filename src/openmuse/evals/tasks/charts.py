@@ -24,7 +24,7 @@ from typing import Any
 
 from ... import prompts
 from ...engines.base import Engine
-from ...types import Completion
+from ...assistant.result import Result
 from ..task import DataError, EvalContext, Item, Scored, Task
 
 SIZE = 100
@@ -114,7 +114,7 @@ class ChartsTask(Task):
                     messages=[{"role": "user", "content": [{"type": "text", "text": text},
                                                            {"type": "image_url", "image_url": {"url": url}}]}])
 
-    def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored:
-        text = outputs[0][0].text if outputs and outputs[0] else ""
+    def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored:
+        text = outputs[0][0].answer if outputs and outputs[0] else ""
         got, ok = correct(text, item.target, item.meta["type"])
         return Scored(prediction=text, extracted=got, score=float(ok))

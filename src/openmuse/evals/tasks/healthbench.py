@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from ... import prompts
-from ...types import Completion
+from ...assistant.result import Result
 from ..task import DataError, EvalContext, Item, Scored, Task, read_jsonl
 
 BOOTSTRAP = 1000
@@ -87,8 +87,8 @@ class HealthBenchTask(Task):
                             target=rub, meta={"example_tags": row.get("example_tags", [])}))
         return out
 
-    def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored:
-        reply = outputs[0][0].text if outputs and outputs[0] else ""
+    def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored:
+        reply = outputs[0][0].answer if outputs and outputs[0] else ""
         convo = "\n\n".join(f"{m['role']}: {m['content']}" for m in [*item.messages, {"role": "assistant",
                                                                                         "content": reply}])
         p = prompts.load("evals")["healthbench"]["grader"]

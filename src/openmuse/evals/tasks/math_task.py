@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from ... import prompts
-from ...types import Completion
+from ...assistant.result import Result
 from ..task import EvalContext, Item, Scored, Task, field_of, read_table
 from . import safe_math
 
@@ -119,8 +119,8 @@ class MathTask(Task):
                             target=target_of(ans, row.get("solution"))))
         return out
 
-    def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored:
-        text = outputs[0][0].text if outputs and outputs[0] else ""
+    def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored:
+        text = outputs[0][0].answer if outputs and outputs[0] else ""
         got = extract_answer(text)
         return Scored(prediction=text, extracted=got, score=float(equivalent(got, item.target)))
 

@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from ... import prompts
-from ...types import Completion
+from ...assistant.result import Result
 from ..task import DataError, EvalContext, Item, Scored, Task, field_of, read_table
 
 LETTERS = "ABCDEFGHIJ"
@@ -90,7 +90,7 @@ class MCQTask(Task):
                                 target=letters[order.index(right)], meta={"repeat": rep}))
         return out
 
-    def score(self, item: Item, outputs: list[list[Completion]], ctx: EvalContext) -> Scored:
-        text = outputs[0][0].text if outputs and outputs[0] else ""
+    def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored:
+        text = outputs[0][0].answer if outputs and outputs[0] else ""
         got = extract_letter(text)
         return Scored(prediction=text, extracted=got, score=float(got == item.target))

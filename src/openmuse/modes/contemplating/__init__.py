@@ -8,10 +8,12 @@
   confident, or a confidence-weighted lead the rest could not plausibly overturn), the rest
   are never launched and the synthesizer is not needed. The result reports the tokens saved
   against running all N.
+- Stages, each callable on its own (benchmarks use them): ``run_agents`` / ``run_agents_many``
+  (the waves, with early stop) and ``merge`` (votes, synthesis, the typed trace).
 - Aggregation (``vote.py``, ``synthesis.py``): majority vote, confidence-weighted vote (tail
   log-probabilities), and a synthesizer that states the agreement and cannot overrule a clear
   majority. ``aggregator`` picks which decides the final answer; all three are reported.
-- Budgets (``modes/budget.py``): every agent's prompt + budget, and with the synthesis
+- Budgets (``modes/budget.py``): every agent's prompt + ``agent_tokens``, and with the synthesis
   aggregator the synthesizer's worst-case prompt + its max tokens, are checked against the
   context before the first agent is decoded.
 """
@@ -20,15 +22,44 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
+from pydantic import Field
+
+from ...assistant.result import (AgentTrace, Agreement, ContemplationTrace, EarlyStop, Result, Synthesis)
 from ...engines.base import Engine
-from ...errors import ConfigError
-from ...types import Completion, Delta, Message, Usage
+from ...types import Delta, Message, Usage
 from .. import budget as budgets
-from ..base import Mode, OnEvent, check_messages
+from ..base import Mode, ModeOptions, OnEvent, last_question
 from . import agents as agents_mod
 from . import synthesis
 from .vote import VoteResult, settled, vote
+
+
+class ContemplatingOptions(ModeOptions):
+    agents: int = Field(default=4, ge=1, le=16, description="Number of agents (1-16).")
+    agent_tokens: int = Field(default=256, ge=1,
+                              description="Most tokens each agent writes (its reasoning and its answer).")
+    early_stop: bool = Field(default=True, description="Stop launching agents once their answers are settled.")
+    # The confidence-weighted vote measured best on the embedded model (docs/bench);
+    # "synthesis" lets the synthesizer write the final answer.
+    aggregator: Literal["synthesis", "confidence", "majority"] = Field(
+        default="confidence", description="What decides the final answer.")
+    # Early stop (vote.settled): the least confidence of each agent in a unanimous wave, and the
+    # weight each remaining agent is assumed to carry against a lead. Tuned on seed 11.
+    settle_confidence: float = Field(default=0.5, ge=0.0, le=1.0,
+                                     description="Early stop: least confidence of each agent in a unanimous wave.")
+    settle_weight: float = Field(default=0.7, gt=0.0, le=1.0,
+                                 description="Early stop: weight each remaining agent could add against a lead.")
+
+
+@dataclass
+class AgentsRun:
+    """The agents of one conversation: their traces (launch order) and how many were skipped."""
+
+    traces: list[AgentTrace]
+    skipped: int = 0
 
 
 def waves(n: int, early_stop: bool) -> list[int]:
@@ -44,155 +75,143 @@ def waves(n: int, early_stop: bool) -> list[int]:
     return sizes
 
 
+def confidence_vote(traces: Sequence[AgentTrace]) -> VoteResult:
+    """The confidence-weighted vote (the plain vote where no agent has a confidence)."""
+    answers = [a.answer for a in traces]
+    weights = [a.confidence for a in traces]
+    return vote(answers, weights) if any(w is not None for w in weights) else vote(answers)
+
+
 class ContemplatingMode(Mode):
     name = "contemplating"
+    summary = "several agents reason in parallel, then a vote and a synthesizer merge them"
+    Options = ContemplatingOptions
+    options: ContemplatingOptions
 
-    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Completion:
-        check_messages(messages)
-        s = self.settings
-        if not 1 <= s.agents <= 16:
-            raise ConfigError(f"agents must be between 1 and 16, not {s.agents}")
+    def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Result:
+        o = self.options
         t0 = time.perf_counter()
-        question = next(m.text() for m in reversed(messages) if m.role == "user")
-        if s.aggregator == "synthesis" and s.agents > 1:
+        question = last_question(messages)
+        if o.aggregator == "synthesis" and o.agents > 1:
             self._check_synthesis(engine, question)
-        traces, skipped = self.run_agents(engine, messages, on_event)
+        run = self.run_agents(engine, messages, on_event)
         t1 = time.perf_counter()
-        answers = [a.text or None for a in traces]
-        majority = vote(answers)
-        weights = [a.extra["confidence"] for a in traces]
-        weighted = vote(answers, weights) if any(w is not None for w in weights) else majority
-        shown = weighted  # the vote the synthesizer is told about
-
-        synth: Completion | None = None
-        note = ""
-        kind = agents_mod.answer_kind(question)
-        if len(traces) == 1:
-            final = answers[0]
-        elif s.aggregator == "synthesis" and skipped:
-            # Early stop fired: the answers are settled, so there is nothing left to merge.
-            final = shown.winner
-        elif s.aggregator == "synthesis":
-            req = synthesis.request(question, traces, shown, s.max_tokens, engine.capabilities.assistant_prefill)
-            synth = engine.generate_many([req], on_delta=on_event)[0]
-            final, note = synthesis.decide(synth.text, question, kind, shown)
-        elif s.aggregator == "confidence":
-            final = weighted.winner
-        else:
-            final = majority.winner
+        answer, trace, synth_usage = self.merge(engine, question, run, on_event)
         t2 = time.perf_counter()
-
-        usage = sum((a.usage for a in traces), Usage())
-        if synth is not None:
-            usage = usage + Usage(prompt_tokens=synth.usage.prompt_tokens,
-                                  completion_tokens=synth.usage.completion_tokens)
-        mean_tokens = sum(a.usage.completion_tokens for a in traces) / max(len(traces), 1)
-        mean_prompt = sum(a.usage.prompt_tokens for a in traces) / max(len(traces), 1)
-        saved = round(skipped * mean_tokens)
-        agent_tokens = sum(a.usage.completion_tokens for a in traces)
-
-        text = self._text(traces, final, shown, synth, note, kind)
-        return Completion(
-            text=text,
-            reasoning="",
-            usage=usage,
-            model=traces[0].model,
-            mode=self.name,
+        usage = sum((a.usage for a in run.traces), Usage())
+        if synth_usage is not None:
+            usage = usage + synth_usage.model_copy(update={"reasoning_tokens": 0})
+        return Result(
+            answer=answer, usage=usage, model=engine.model, mode=self.name, trace=trace,
             timings={"wall_s": t2 - t0, "agents_s": t1 - t0, "synthesis_s": t2 - t1},
-            agents=traces,
-            extra={
-                "final_answer": final,
-                "aggregator": s.aggregator if len(traces) > 1 else "single",
-                "agreement": {
-                    "answer": shown.winner, "agents": shown.agreement, "of": shown.total,
-                    "counts": shown.counts, "clear_majority": shown.clear_majority,
-                    "line": synthesis.agreement_line(shown),
-                },
-                "votes": {"majority": majority.winner, "confidence": weighted.winner},
-                "synthesis": None if synth is None else {"text": synth.text.strip(), "note": note,
-                                                         "usage": synth.usage.model_dump()},
-                "early_stop": {
-                    "enabled": s.early_stop, "requested": s.agents, "launched": len(traces),
-                    "skipped": skipped, "tokens_saved": saved,
-                    "synthesis_skipped": bool(skipped) and s.aggregator == "synthesis",
-                    "prompt_tokens_saved": round(skipped * mean_prompt),
-                    "token_saving": round(saved / (saved + agent_tokens), 4) if saved else 0.0,
-                },
-            },
         )
 
-    def run_agents(
-        self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None
-    ) -> tuple[list[Completion], int]:
-        """Launch the agents wave by wave; returns their traces and how many were never launched."""
+    def merge(self, engine: Engine | None, question: str, run: AgentsRun,
+              on_event: OnEvent | None = None) -> tuple[str, ContemplationTrace, Usage | None]:
+        """Votes, the synthesis (with that aggregator, unless early stop settled the answers;
+        ``engine`` may be None otherwise) and the typed trace: (answer text, trace, synthesis usage)."""
+        o, traces = self.options, run.traces
+        answers = [a.answer for a in traces]
+        majority, weighted = vote(answers), confidence_vote(traces)
+        kind = agents_mod.answer_kind(question)
+        synth_text, note, synth_usage = None, "", None
+        if len(traces) == 1:
+            final = answers[0]
+        elif o.aggregator == "synthesis" and not run.skipped:
+            assert engine is not None, "the synthesis aggregator needs the engine"
+            req = synthesis.request(question, traces, weighted, o.max_tokens, engine.capabilities.assistant_prefill)
+            c = engine.generate_many([req], on_delta=on_event)[0]
+            synth_text, synth_usage = c.text.strip(), c.usage
+            final, note = synthesis.decide(c.text, question, kind, weighted)
+        else:  # early stop settled the answers: nothing is left to synthesize
+            final = majority.winner if o.aggregator == "majority" else weighted.winner
+        trace = ContemplationTrace(
+            final_answer=final, aggregator=o.aggregator if len(traces) > 1 else "single",
+            agreement=Agreement(answer=weighted.winner, agents=weighted.agreement, of=weighted.total,
+                                counts=weighted.counts, clear_majority=weighted.clear_majority,
+                                line=synthesis.agreement_line(weighted)),
+            votes={"majority": majority.winner, "confidence": weighted.winner},
+            synthesis=None if synth_text is None else Synthesis(text=synth_text, note=note, usage=synth_usage),
+            early_stop=self._early_stop(run), agents=traces,
+        )
+        return self._text(traces, final, weighted, synth_text or "", note, kind), trace, synth_usage
+
+    def _early_stop(self, run: AgentsRun) -> EarlyStop:
+        o, traces, skipped = self.options, run.traces, run.skipped
+        n = max(len(traces), 1)
+        spent = sum(a.usage.completion_tokens for a in traces)
+        saved = round(skipped * spent / n)
+        return EarlyStop(
+            enabled=o.early_stop, requested=o.agents, launched=len(traces), skipped=skipped, tokens_saved=saved,
+            prompt_tokens_saved=round(skipped * sum(a.usage.prompt_tokens for a in traces) / n),
+            token_saving=round(saved / (saved + spent), 4) if saved else 0.0,
+            synthesis_skipped=bool(skipped) and o.aggregator == "synthesis",
+        )
+
+    def run_agents(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> AgentsRun:
+        """Launch the agents wave by wave until they are settled (or all have run)."""
         return self.run_agents_many(engine, [messages], on_event)[0]
 
-    def run_agents_many(
-        self, engine: Engine, conversations: Sequence[Sequence[Message]], on_event: OnEvent | None = None
-    ) -> list[tuple[list[Completion], int]]:
+    def run_agents_many(self, engine: Engine, conversations: Sequence[Sequence[Message]],
+                        on_event: OnEvent | None = None) -> list[AgentsRun]:
         """The agents of several conversations: each wave of every unsettled conversation goes
         to the engine in one ``generate_many`` call (benchmarks use this to fill the batch).
         ``on_event`` indexes agents within a conversation, so it suits one conversation."""
-        s = self.settings
-        specs = agents_mod.specs(s.agents, s.seed)
-        questions = [next(m.text() for m in reversed(c) if m.role == "user") for c in conversations]
-        reqs = [agents_mod.requests(c, specs, s.budget) for c in conversations]
+        o = self.options
+        specs = agents_mod.specs(o.agents, o.seed)
+        questions = [last_question(c) for c in conversations]
+        reqs = [agents_mod.requests(c, specs, o.agent_tokens) for c in conversations]
         for conv in reqs:  # every wave's agents must fit before the first wave is decoded
             for spec, req in zip(specs, conv):
                 budgets.check(engine, f"Contemplating agent {spec.index + 1}",
-                              [("prompt", budgets.prompt_size(engine, req)), ("budget", s.budget)])
-        traces: list[list[Completion]] = [[] for _ in conversations]
-        skipped = [0 for _ in conversations]
-        live = list(range(len(conversations)))
-        start = 0
-        for w, size in enumerate(waves(s.agents, s.early_stop), start=1):
-            idx = list(range(start, start + size))
-            jobs = [(q, i) for q in live for i in idx]
-            if on_event:
-                for _, i in jobs:
-                    on_event(Delta(kind="status", text=f"launched {specs[i].approach}", index=i))
+                              [("prompt", budgets.prompt_size(engine, req)), ("agent_tokens", o.agent_tokens)])
+        runs = [AgentsRun(traces=[]) for _ in conversations]
+        live, start = list(range(len(conversations))), 0
+        emit = on_event or (lambda _d: None)
+        for w, size in enumerate(waves(o.agents, o.early_stop), start=1):
+            jobs = [(q, i) for q in live for i in range(start, start + size)]
+            for _, i in jobs:
+                emit(Delta(kind="status", text=f"launched {specs[i].approach}", index=i))
 
-            def lane(d: Delta) -> None:
-                on_event(Delta(kind="agent", text=d.text, index=jobs[d.index][1]))
+            def lane(d: Delta, jobs: list[tuple[int, int]] = jobs) -> None:
+                emit(Delta(kind="agent", text=d.text, index=jobs[d.index][1]))
 
             outs = engine.generate_many([reqs[q][i] for q, i in jobs], on_delta=lane if on_event else None)
             for (q, i), c in zip(jobs, outs):
-                traces[q].append(agents_mod.agent_result(specs[i], c, questions[q], w))
-                if on_event:
-                    on_event(Delta(kind="status", text="done", index=i))
+                runs[q].traces.append(agents_mod.agent_result(specs[i], c, questions[q], w))
+                emit(Delta(kind="status", text="done", index=i))
             start += size
-            remaining = s.agents - start
-            if not remaining:
+            if start >= o.agents:
                 break
             for q in list(live):
-                if settled([t.text or None for t in traces[q]], [t.extra["confidence"] for t in traces[q]],
-                           remaining, s.settle_confidence, s.settle_weight):
+                tr = runs[q].traces
+                if settled([t.answer for t in tr], [t.confidence for t in tr], o.agents - start,
+                           o.settle_confidence, o.settle_weight):
                     live.remove(q)
-                    skipped[q] = remaining
-                    if on_event:
-                        for i in range(start, s.agents):
-                            on_event(Delta(kind="status", text="skipped", index=i))
-        return list(zip(traces, skipped))
+                    runs[q].skipped = o.agents - start
+                    for i in range(start, o.agents):
+                        emit(Delta(kind="status", text="skipped", index=i))
+        return runs
 
     def _check_synthesis(self, engine: Engine, question: str) -> None:
         """The synthesizer's worst case must fit before any agent is decoded (``budget.py``):
         its prompt with every agent's answer and summary empty, then per agent the answer at
-        ``budget`` tokens twice (its line, the agreement line) and the summary at ``budget``."""
-        s = self.settings
-        empty = [Completion(extra={"agent": a.index + 1, "approach": a.approach})
-                 for a in agents_mod.specs(s.agents, s.seed)]
-        req = synthesis.request(question, empty, VoteResult(winner=None, total=s.agents), s.max_tokens,
+        ``agent_tokens`` tokens twice (its line, the agreement line) and the summary at
+        ``agent_tokens``."""
+        o = self.options
+        empty = [AgentTrace(agent=a.index + 1, approach=a.approach, wave=1) for a in agents_mod.specs(o.agents, o.seed)]
+        req = synthesis.request(question, empty, VoteResult(winner=None, total=o.agents), o.max_tokens,
                                 engine.capabilities.assistant_prefill)
         budgets.check(engine, "Contemplating's synthesis", [
             ("prompt without answers", budgets.prompt_size(engine, req)),
-            (f"{s.agents} agents' answers and summaries at {s.budget} tokens",
-             s.agents * (3 * s.budget + budgets.SLACK)),
+            (f"{o.agents} agents' answers and summaries at {o.agent_tokens} tokens",
+             o.agents * (3 * o.agent_tokens + budgets.SLACK)),
             ("synthesis max_tokens", req.max_tokens),
         ])
 
     @staticmethod
-    def _text(traces: list[Completion], final: str | None, shown: VoteResult,
-              synth: Completion | None, note: str, kind: str | None = None) -> str:
+    def _text(traces: list[AgentTrace], final: str | None, shown: VoteResult,
+              said: str, note: str, kind: str | None = None) -> str:
         """One agent: its own text. Several: the final answer, what the synthesizer added,
         any note on a kept majority, and the agreement."""
         if len(traces) == 1:
@@ -205,7 +224,6 @@ class ContemplatingMode(Mode):
             parts = ["No agent gave a usable answer."]
         else:
             parts = [f"Final answer:\n{final}" if grid else f"Final answer: {final}"]
-        said = synth.text.strip() if synth is not None else ""
         if said and said not in agreement and said.rstrip(".") != str(final) and not note and not grid:
             parts.append(said)
         if note:

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ... import prompts
+from ...assistant.result import AgentTrace
 from ...types import ChatRequest, Completion, Message
 from ..base import has_media, with_system
-from .answers import asks_for_grid, extract, options
+from ...answers import asks_for_grid, extract, options
 from .vote import tail_confidence
 
 
@@ -100,19 +101,15 @@ def answer_kind(question: str) -> str | None:
     return None
 
 
-def agent_result(spec: AgentSpec, c: Completion, question: str, wave: int) -> Completion:
-    """The agent's trace as a Completion: its whole text is reasoning, its answer extracted."""
-    answer = extract(c.text, question, answer_kind(question))
+def agent_result(spec: AgentSpec, c: Completion, question: str, wave: int) -> AgentTrace:
+    """The agent's trace: its whole text is reasoning, its answer extracted from it."""
     conf = tail_confidence(c.token_logprobs)
-    return Completion(
-        text=answer or "",
+    return AgentTrace(
+        agent=spec.index + 1, approach=spec.approach, wave=wave, temperature=spec.temperature, seed=spec.seed,
+        answer=extract(c.text, question, answer_kind(question)),
         reasoning=c.text.strip(),
+        confidence=None if conf is None else round(conf, 4),
         finish_reason=c.finish_reason,
         usage=c.usage.model_copy(update={"reasoning_tokens": c.usage.completion_tokens}),
-        model=c.model,
         timings=c.timings,
-        extra={
-            "agent": spec.index + 1, "approach": spec.approach, "temperature": spec.temperature,
-            "seed": spec.seed, "wave": wave, "confidence": None if conf is None else round(conf, 4),
-        },
     )

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ... import prompts
-from ...types import ChatRequest, Completion, Message
-from .answers import display, extract
+from ...assistant.result import AgentTrace
+from ...types import ChatRequest, Message
+from ...answers import display, extract
 from .vote import VoteResult
 
 SUMMARY_CHARS = 120
@@ -39,15 +40,15 @@ def agreement_line(result: VoteResult) -> str:
     return "; ".join(parts) + "."
 
 
-def request(question: str, agents: Sequence[Completion], result: VoteResult, max_tokens: int,
+def request(question: str, agents: Sequence[AgentTrace], result: VoteResult, max_tokens: int,
             prefill: bool = True) -> ChatRequest:
     """The synthesizer's request. With ``prefill`` (engines that continue an assistant message)
     its turn opens with the agreement; otherwise it is asked to open that way."""
     p = prompts.load("contemplating")["synthesis"]
     lines = []
     for a in agents:
-        ans = display(a.text) or "no answer"
-        lines.append(f"Agent {a.extra['agent']} ({a.extra['approach']}): answer {ans}. Reasoning: {summary(a.reasoning)}")
+        ans = display(a.answer) or "no answer"
+        lines.append(f"Agent {a.agent} ({a.approach}): answer {ans}. Reasoning: {summary(a.reasoning)}")
     user = p["user"].format(question=question, n=len(agents), agents="\n".join(lines))
     opener = p["opener"].format(agreement=agreement_line(result))
     msgs = [Message(role="system", content=p["system"]), Message(role="user", content=user)]

@@ -1,0 +1,170 @@
+"""The one request pipeline: every front door (CLI, server, evals, benches) answers through
+``Assistant.answer``, and nothing else prepares media or picks a mode.
+
+In order:
+
+1. ``validate``: a user message with text or media; the mode and its options (a mode's own
+   ``Options``; an unknown option is a ``ConfigError`` naming it).
+2. ``prepare``: every media part checked against the limits and prepared for this engine
+   (native pass-through, or the offline fallbacks: frames, speech to text, OCR) — ``media/``.
+3. ``check:before``: the registered checks (entry point group ``openmuse.checks``; the safety
+   layer plugs in here) see the prepared conversation; one may stop the request with its own
+   ``Result`` (a refusal) or let it through.
+4. ``mode``: the mode runs on the engine bound to this request's ``RequestControl``
+   (cancellation, queue deadline, work cap — ``engines/control.py``).
+5. ``check:after``: the checks see the answer; one may replace it.
+6. ``report``: the ``Result`` gets its media report, the engine report and the checks' records.
+
+``on_step(name)`` is told each step as it starts (front doors show progress with it; tests
+spy on it). Exceptions are the front doors' to turn into one-line errors or error objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .. import registry
+from ..engines.base import Engine
+from ..engines.control import RequestControl, bound
+from ..media import MediaSettings, prepare_media
+from ..modes import Mode, ModeOptions, mode_class
+from ..modes.base import OnEvent, check_messages
+from ..types import Message
+from .result import CheckRecord, EngineReport, MediaPartReport, MediaReport, Result
+
+STEPS = ("validate", "prepare", "check:before", "mode", "check:after", "report")
+OnStep = Callable[[str], None]
+
+
+@dataclass
+class Request:
+    """What a check sees: the conversation (media prepared: OCR text and transcripts are text
+    here), the mode and its options, and, after the mode, its result."""
+
+    messages: list[Message]
+    mode: Mode
+    media: MediaReport | None = None
+    asked: list[Message] = field(default_factory=list)  # the conversation as it came, media unprepared
+    result: Result | None = None
+
+
+class Check(Protocol):
+    """A check around the mode. ``before`` may return a ``Result`` that answers instead of the
+    mode (a refusal); ``after`` may return a replacement ``Result``. Either returns
+    ``(result or None, record or None)``."""
+
+    name: str
+
+    def before(self, request: Request) -> tuple[Result | None, CheckRecord | None]: ...
+
+    def after(self, request: Request) -> tuple[Result | None, CheckRecord | None]: ...
+
+
+def registered_checks() -> list[Check]:
+    """One instance of every check registered in ``openmuse.checks``."""
+    return [registry.load("check", name)() for name in registry.names("check")]
+
+
+@dataclass
+class Assistant:
+    engine: Engine
+    media: MediaSettings = field(default_factory=MediaSettings)
+    checks: Sequence[Check] | None = None  # None: the registered ones
+    # Each request's hold on the engine (engines/control.py): None waits / allows any size.
+    queue_timeout_s: float | None = None
+    max_request_tokens: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.checks is None:
+            self.checks = registered_checks()
+
+    def mode(self, name: str | Mode, options: ModeOptions | Mapping[str, Any] | None = None) -> Mode:
+        """The mode ``name`` with ``options`` validated against its own ``Options``."""
+        if isinstance(name, Mode):
+            return name if options is None else type(name)(options)
+        return mode_class(name)(options)
+
+    def control(self) -> RequestControl:
+        return RequestControl(queue_timeout_s=self.queue_timeout_s, max_work_tokens=self.max_request_tokens)
+
+    def answer(self, messages: Sequence[Message], mode: str | Mode = "instant",
+               options: ModeOptions | Mapping[str, Any] | None = None, on_event: OnEvent | None = None, *,
+               media_names: Mapping[tuple[int, int], str] | None = None, control: RequestControl | None = None,
+               on_step: OnStep | None = None) -> Result:
+        """Answer ``messages`` with ``mode``: the six steps of the module docstring, in order."""
+        req = self.prepare(messages, mode, options, media_names=media_names, on_step=on_step)
+        return self.run(req, on_event, control=control, on_step=on_step)
+
+    def prepare(self, messages: Sequence[Message], mode: str | Mode = "instant",
+                options: ModeOptions | Mapping[str, Any] | None = None, *,
+                media_names: Mapping[tuple[int, int], str] | None = None, on_step: OnStep | None = None) -> Request:
+        """Steps 1-2 alone: the conversation and the mode validated, the media checked and
+        prepared. A front door that must act before the mode runs (the server stores the
+        question) calls ``prepare`` then ``run``; ``answer`` does both."""
+        step = on_step or (lambda _s: None)
+        step("validate")
+        msgs = [m if isinstance(m, Message) else Message(**m) for m in messages]
+        check_messages(msgs)
+        m = self.mode(mode, options)
+        step("prepare")
+        prepared = prepare_media(msgs, self.engine.capabilities, self.media, dict(media_names or {}))
+        return Request(messages=prepared.messages, mode=m, media=_media_report(prepared.report()), asked=msgs)
+
+    def run(self, req: Request, on_event: OnEvent | None = None, *, control: RequestControl | None = None,
+            on_step: OnStep | None = None) -> Result:
+        """Steps 3-6 on a prepared request: checks before, the mode, checks after, the report."""
+        step = on_step or (lambda _s: None)
+        records: list[CheckRecord] = []
+        step("check:before")
+        result = self._run_checks("before", req, records)
+        if result is None:
+            step("mode")
+            ctl = control or self.control()
+            ctl.check()
+            req.result = req.mode.run(bound(self.engine, ctl), req.messages, on_event)
+            step("check:after")
+            result = self._run_checks("after", req, records) or req.result
+        step("report")
+        runtime = getattr(self.engine, "runtime", None)
+        engine = EngineReport(name=self.engine.name, model=self.engine.model,
+                              runtime={k: v for k, v in runtime().items() if k != "system_info"} if runtime else None)
+        return result.model_copy(update={"media": req.media, "engine": engine, "checks": records})
+
+    def _run_checks(self, stage: str, req: Request, records: list[CheckRecord]) -> Result | None:
+        for c in self.checks or ():
+            replaced, record = getattr(c, stage)(req)
+            if record is not None:
+                records.append(record)
+            if replaced is not None:
+                replaced = replaced.model_copy(update={"mode": replaced.mode or req.mode.name})
+                if stage == "before":
+                    return replaced
+                req.result = replaced
+        return None if stage == "before" else req.result
+
+    def answer_many(self, conversations: Sequence[Sequence[Message]], mode: str | Mode = "instant",
+                    options: ModeOptions | Mapping[str, Any] | None = None, *, workers: int = 8,
+                    on_done: Callable[[int, Result | BaseException], None] | None = None) -> list[Result | BaseException]:
+        """Each conversation through ``answer``, ``workers`` at a time: the engine's scheduler
+        merges their sequences into its running batch. An item that fails gives its exception
+        in its place (``on_done(i, result_or_error)`` as each finishes)."""
+        def one(i: int) -> Result | BaseException:
+            try:
+                out: Result | BaseException = self.answer(conversations[i], mode, options)
+            except Exception as e:  # one item's error is that item's result
+                out = e
+            if on_done:
+                on_done(i, out)
+            return out
+
+        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(conversations) or 1))) as pool:
+            return list(pool.map(one, range(len(conversations))))
+
+
+def _media_report(raw: dict[str, Any] | None) -> MediaReport | None:
+    if not raw:
+        return None
+    return MediaReport(parts=[MediaPartReport(**p) for p in raw["parts"]])

@@ -1,0 +1,165 @@
+"""The one typed result every request ends in, whatever the mode and the front door.
+
+``Result`` holds the answer and its reasoning, ``Usage`` (prompt, prefilled, cached, completion
+and reasoning tokens), timings, one typed ``trace`` (what the mode did: ``ThinkingTrace``,
+``ContemplationTrace`` with its ``AgentTrace``s, ``GroundingTrace``), the ``MediaReport`` (how
+each media part was seen), the ``EngineReport`` (which engine and how it ran, kept apart from
+the answer) and the checks the pipeline ran around the mode (``CheckRecord``; the safety layer
+fills them). Front doors dispatch on these types (``isinstance(result.trace,
+ContemplationTrace)``), never on a mode's name or a dict key.
+
+``Result.to_json()`` is the CLI's ``--json`` object and the server's ``muse`` object; its JSON
+schema is ``docs/result.schema.json`` (``muse schema`` writes it).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..media.grounding import Grounding
+from ..types import FinishReason, Usage
+
+
+class _Typed(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ThinkingTrace(_Typed):
+    """Thinking: the budget the reasoning ran under and whether it ran out."""
+
+    type: Literal["thinking"] = "thinking"
+    budget: int
+    budget_exhausted: bool
+    reasoning_tokens: int = 0
+
+
+class AgentTrace(_Typed):
+    """One Contemplating agent: its approach, its whole text (``reasoning``) and the answer
+    read from it, its tail confidence (None where the engine gave no log-probabilities)."""
+
+    agent: int  # 1-based
+    approach: str
+    wave: int
+    temperature: float = 0.0
+    seed: int | None = None
+    answer: str | None = None
+    reasoning: str = ""
+    confidence: float | None = None
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    timings: dict[str, float] = Field(default_factory=dict)
+
+
+class Agreement(_Typed):
+    answer: str | None
+    agents: int  # how many gave ``answer``
+    of: int  # how many voted
+    counts: dict[str, int] = Field(default_factory=dict)
+    clear_majority: bool = False
+    line: str = ""  # "Agreement: 5 of 8 agents answered 15; …"
+
+
+class EarlyStop(_Typed):
+    enabled: bool
+    requested: int
+    launched: int
+    skipped: int = 0
+    tokens_saved: int = 0
+    prompt_tokens_saved: int = 0
+    token_saving: float = 0.0  # saved / (saved + spent), agents' completion tokens
+    synthesis_skipped: bool = False
+    rule: str = ""  # which test settled the answers ("" when none did)
+
+
+class Synthesis(_Typed):
+    text: str
+    note: str = ""  # set when a clear majority was kept against the synthesizer
+    usage: Usage = Field(default_factory=Usage)
+
+
+class ContemplationTrace(_Typed):
+    """Contemplating: the agents, how their answers were merged, and what early stop saved."""
+
+    type: Literal["contemplation"] = "contemplation"
+    final_answer: str | None
+    aggregator: Literal["single", "synthesis", "confidence", "majority"]
+    agreement: Agreement
+    votes: dict[str, str | None] = Field(default_factory=dict)  # "majority", "confidence" -> winner
+    synthesis: Synthesis | None = None
+    early_stop: EarlyStop
+    agents: list[AgentTrace] = Field(default_factory=list)
+
+
+class GroundingTrace(_Typed):
+    """Grounding: what the model pointed at, and the annotated image as a PNG data URL (kept
+    out of the store, which records its hash and size)."""
+
+    type: Literal["grounding"] = "grounding"
+    grounding: Grounding
+    image: str | None = None
+
+
+Trace = Annotated[ThinkingTrace | ContemplationTrace | GroundingTrace, Field(discriminator="type")]
+
+
+class MediaPartReport(BaseModel):
+    """One media part: where it sits, what it is, and how the engine got to see it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    part: str  # "image 1"
+    kind: str
+    name: str = ""
+    via: str = ""  # native, ocr, asr, frames+asr, …
+
+
+class MediaReport(_Typed):
+    parts: list[MediaPartReport] = Field(default_factory=list)
+
+
+class EngineReport(_Typed):
+    """The engine that answered and how it ran (the local engine's buffers and threads)."""
+
+    name: str
+    model: str
+    runtime: dict[str, Any] | None = None
+
+
+class CheckRecord(_Typed):
+    """A check run around the mode (the safety layer's hook): its stage, name and decision."""
+
+    stage: Literal["before", "after"]
+    name: str
+    decision: str
+    category: str | None = None
+    score: float | None = None
+    detail: str = ""
+
+
+class Result(_Typed):
+    answer: str = ""
+    reasoning: str = ""
+    mode: str
+    model: str = ""
+    finish_reason: FinishReason = "stop"
+    usage: Usage = Field(default_factory=Usage)
+    timings: dict[str, float] = Field(default_factory=dict)
+    trace: Trace | None = None
+    media: MediaReport | None = None
+    engine: EngineReport | None = None
+    checks: list[CheckRecord] = Field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` / ``muse`` object (``docs/result.schema.json``)."""
+        return self.model_dump(mode="json", exclude_none=False)
+
+    @property
+    def agents(self) -> list[AgentTrace]:
+        return self.trace.agents if isinstance(self.trace, ContemplationTrace) else []
+
+
+def schema() -> dict[str, Any]:
+    """The JSON schema of ``Result.to_json()``."""
+    return Result.model_json_schema(mode="serialization")
