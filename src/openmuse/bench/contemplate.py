@@ -221,13 +221,29 @@ def run_contemplate_bench(
     es = _early_stop(problems, n_es, _contemplate(engine, convs, problems, n_es, budget, early_stop=True), full)
     say("early stop: done")
 
+    args = {"items": items, "seed": seed, "ladder": list(ladder), "budget": budget, "timing_items": timing_items,
+            "timing_repeats": timing_repeats, "early_stop_agents": n_es, "model": engine.model, "engine": engine.name,
+            "families": sorted({p.family for p in problems}),
+            "agents": [sp.approach for sp in agents_mod.specs(max(ladder), None)]}
+    report = _report(args, problems, runs, merged, speed, sampled_hits, es)
+    report["wall_s_total"] = round(time.perf_counter() - t_start, 1)
+    out = Path(out_dir or "results")
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    path = out / f"bench-contemplate-{stamp}.json"
+    report["plot"] = str(_plot(report, out / f"bench-contemplate-{stamp}.png"))
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    return report, path
+
+
+def _report(args: dict[str, Any], problems: list[Problem], runs: dict[int, list[AgentsRun]],
+            merged: dict[int, list[ContemplationTrace]], speed: dict[int, dict[str, float]], sampled_hits: int,
+            es: dict[str, Any]) -> dict[str, Any]:
+    items, ladder = len(problems), args["ladder"]
     r8 = speed.get(8) or speed[max(ladder)]
     greedy_hits = sum(_correct(p, t.agents[0].answer) for p, t in zip(problems, merged[min(ladder)]))
-    report: dict[str, Any] = {
-        "args": {"items": items, "seed": seed, "ladder": list(ladder), "budget": budget,
-                 "timing_items": timing_items, "timing_repeats": timing_repeats, "early_stop_agents": n_es,
-                 "model": engine.model, "engine": engine.name, "families": sorted({p.family for p in problems}),
-                 "agents": [sp.approach for sp in agents_mod.specs(max(ladder), None)]},
+    return {
+        "args": args,
         "env": environment(),
         "ladder": _ladder_rows(problems, runs, merged, speed),
         "single_agent": {
@@ -241,15 +257,7 @@ def run_contemplate_bench(
             str(n): {"batched_s": round(v["batched_s"], 3), "sequential_s": round(v["sequential_s"], 3),
                      "ratio": round(v["batched_s"] / v["sequential_s"], 3)} for n, v in speed.items()},
         "early_stop": es,
-        "wall_s_total": round(time.perf_counter() - t_start, 1),
     }
-    out = Path(out_dir or "results")
-    out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = out / f"bench-contemplate-{stamp}.json"
-    report["plot"] = str(_plot(report, out / f"bench-contemplate-{stamp}.png"))
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    return report, path
 
 
 def _per_family(problems: list[Problem], merged: dict[int, list[ContemplationTrace]]) -> dict[str, Any]:

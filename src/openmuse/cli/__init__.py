@@ -1,8 +1,9 @@
 """The ``muse`` command. ``muse "question"`` asks (the default command); ``muse chat``,
-``muse models``, ``muse doctor``, ``muse serve``, ``muse bench …`` and ``muse eval …`` do the
-rest. Every option reads a ``MUSE_*`` variable. One module per command group: ``common`` (the
-root group, shared options and settings), ``ask`` (ask, chat), ``serve`` (models, doctor,
-serve), ``bench`` and ``evals``.
+``muse models``, ``muse doctor``, ``muse serve``, ``muse schema``, ``muse bench …`` and ``muse
+eval …`` do the rest. Every option reads a ``MUSE_*`` variable. One module per command group:
+``common`` (the root group, shared options and settings), ``mode_flags`` (the flags derived from
+the modes' ``Options``), ``ask`` (ask, chat), ``serve`` (models, doctor, serve, schema),
+``bench`` and ``evals``.
 
 Errors a user can act on print one line (``error: …``) and exit non-zero; no traceback.
 """

@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
+from pydantic import ValidationError
 
 from ..errors import ConfigError
 from ..modes import mode_class, mode_classes
@@ -71,4 +72,9 @@ def options_for(kw: dict, mode: str, ctx: click.Context | None) -> dict[str, Any
         elif ctx is not None and ctx.get_parameter_source(field) == ParameterSource.COMMANDLINE:
             raise ConfigError(f"--{field.replace('_', '-')} is not an option of mode {mode} "
                               f"(it takes {', '.join('--' + f.replace('_', '-') for f in takes)})")
+    try:  # a bad value is an error naming its flag
+        mode_class(mode).Options(**given)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"invalid value for --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
     return given

@@ -89,10 +89,17 @@ def _default_database_url() -> str:
               help="Host header name the server answers besides localhost, 127.0.0.1, [::1] and the bind "
                    "host (repeatable; MUSE_ALLOWED_HOSTS takes several separated by spaces; '*' for any). "
                    "Guards against DNS rebinding.")
+@click.option("--queue-timeout", "queue_timeout_s", envvar="MUSE_QUEUE_TIMEOUT", type=click.FloatRange(min=0.1),
+              default=60.0, show_default=True,
+              help="Longest a request waits for the engine before it gets a 503 (engine_overloaded).")
+@click.option("--max-request-tokens", envvar="MUSE_MAX_REQUEST_TOKENS", type=click.IntRange(min=1), default=None,
+              help="Most engine work one request may ask for: prompt + max_tokens of every sequence "
+                   "(agents × tokens), summed over its calls; past it a 400 (request_too_large). Default: no cap.")
 @media_limit_options
 @handle_errors
 def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, ...], allow_remote: bool,
-          max_body_mb: float, allowed_hosts: tuple[str, ...], **kw) -> None:
+          max_body_mb: float, allowed_hosts: tuple[str, ...], queue_timeout_s: float,
+          max_request_tokens: int | None, **kw) -> None:
     """The OpenAI-compatible API and the web app."""
     import ipaddress
 
@@ -114,9 +121,28 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
         raise ConfigError(f"refusing to serve {host} without API keys: pass --server-key KEY, or --allow-remote")
     config = ServerConfig(engine=_engine_settings(kw), database_url=database_url or _default_database_url(),
                           api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024),
-                          media=_media_settings(kw, serve_host=host), allowed_hosts=hosts)
+                          media=_media_settings(kw, serve_host=host), allowed_hosts=hosts,
+                          queue_timeout_s=queue_timeout_s, max_request_tokens=max_request_tokens)
     app = create_app(config, engine=_load_engine(config.engine))
     store = escape(make_url(config.database_url).render_as_string(hide_password=True))  # no password printed
     err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {store}  ·  "
               f"{'API keys required' if keys else 'no API keys'}")
     uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+@cli.command()
+@click.option("--out", "out_path", default=None, metavar="PATH", help="Write the schema here instead of printing it.")
+@handle_errors
+def schema(out_path: str | None) -> None:
+    """The JSON schema of a result: the `--json` object and the server's `muse` object."""
+    import json
+    from pathlib import Path
+
+    from ..assistant.result import schema as result_schema
+
+    text = json.dumps(result_schema(), indent=2) + "\n"
+    if out_path:
+        Path(out_path).write_text(text)
+        err.print(f"[dim]written to {out_path}[/]")
+    else:
+        click.echo(text, nl=False)

@@ -137,30 +137,8 @@ def run_eval(
     try:
         with (out / ITEMS).open("a", encoding="utf-8") as fh:
             for it in pending:
-                t0 = time.perf_counter()
-                ctx.grader_calls.clear()
-                outputs: list[list[Result]] = []
-                error = None
-                try:
-                    for attempts in task.prompts(it):
-                        outputs.append([assistant.answer(msgs, mode) for msgs in attempts])
-                        calls += len(attempts)
-                except ContextOverflow as e:  # too long for this model: a failed item, reported
-                    error = str(e)
-                    outputs = [[]]
-                scored = task.score(it, outputs, ctx)
-                usage = sum((c.usage for att in outputs for c in att), Usage())
-                graded = sum((c.usage for c in ctx.grader_calls), Usage())
-                rec = {"id": it.id, "run": run_index, "prediction": scored.prediction,
-                       "extracted": scored.extracted, "target": it.target, "score": scored.score,
-                       "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
-                       "reasoning_tokens": usage.reasoning_tokens, "calls": sum(len(a) for a in outputs),
-                       "wall_s": round(time.perf_counter() - t0, 3), "meta": it.meta, **scored.extra}
-                if ctx.grader_calls:
-                    rec["grader_calls"] = len(ctx.grader_calls)
-                    rec["grader_tokens"] = graded.total_tokens
-                if error:
-                    rec["error"] = error
+                rec, n_calls = _run_item(task, it, assistant, mode, ctx, run_index)
+                calls += n_calls
                 fh.write(json.dumps(rec, ensure_ascii=False) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
@@ -168,7 +146,7 @@ def run_eval(
                 manifest["runs"][-1]["items_run"] += 1
                 _write_json(out / RUN, manifest)  # the count survives a kill
                 finished += 1
-                hits += scored.score
+                hits += rec["score"]
                 if progress:
                     progress.update(progress.task_ids[0], advance=1, acc=f"{hits / finished:.3f}")
     finally:
@@ -181,6 +159,37 @@ def run_eval(
     (out / TABLE).write_text(markdown(summary), "utf-8")
     plot_run(records, summary, out / PLOT)
     return summary, out
+
+
+def _run_item(task: Task, it: Any, assistant: Assistant, mode: Any, ctx: EvalContext,
+              run_index: int) -> tuple[dict[str, Any], int]:
+    """One item through the Assistant (every attempt), scored: its record and its model calls."""
+    t0 = time.perf_counter()
+    ctx.grader_calls.clear()
+    outputs: list[list[Result]] = []
+    error = None
+    calls = 0
+    try:
+        for attempts in task.prompts(it):
+            outputs.append([assistant.answer(msgs, mode) for msgs in attempts])
+            calls += len(attempts)
+    except ContextOverflow as e:  # too long for this model: a failed item, reported
+        error = str(e)
+        outputs = [[]]
+    scored = task.score(it, outputs, ctx)
+    usage = sum((c.usage for att in outputs for c in att), Usage())
+    graded = sum((c.usage for c in ctx.grader_calls), Usage())
+    rec = {"id": it.id, "run": run_index, "prediction": scored.prediction,
+           "extracted": scored.extracted, "target": it.target, "score": scored.score,
+           "prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens,
+           "reasoning_tokens": usage.reasoning_tokens, "calls": sum(len(a) for a in outputs),
+           "wall_s": round(time.perf_counter() - t0, 3), "meta": it.meta, **scored.extra}
+    if ctx.grader_calls:
+        rec["grader_calls"] = len(ctx.grader_calls)
+        rec["grader_tokens"] = graded.total_tokens
+    if error:
+        rec["error"] = error
+    return rec, calls
 
 
 def _progress(console: Any, total: int, completed: int):
