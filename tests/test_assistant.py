@@ -159,3 +159,10 @@ def test_bad_media_gets_the_same_refusal_from_every_front_door(tmp_path, plugin_
     # the same check wrote both (the file's label differs: its name on the CLI, "image 1" in the task)
     assert cli_error.startswith("error: image 1") and eval_error.startswith("error: image 1")
     assert cli_error.split(": ", 2)[-1] == eval_error.split(": ", 2)[-1]
+
+
+def test_the_documented_schema_is_the_code_s():
+    from openmuse.assistant.result import schema
+
+    doc = Path(__file__).parent.parent / "docs" / "result.schema.json"
+    assert json.loads(doc.read_text()) == schema(), "run `muse schema --out docs/result.schema.json`"

@@ -28,6 +28,14 @@ class ContextOverflow(MuseError):
     code = "context_length_exceeded"
 
 
+class OptionError(ConfigError):
+    """An option a mode does not take, or a bad value for one; ``field`` names it."""
+
+    def __init__(self, message: str, field: str, unknown: bool = False):
+        super().__init__(message)
+        self.field, self.unknown = field, unknown
+
+
 class MediaError(ConfigError):
     """A media part that cannot be used: its message names the part (``image 1 (sign.png): …``)."""
 

@@ -63,6 +63,15 @@ class Check(Protocol):
     def after(self, request: Request) -> tuple[Result | None, CheckRecord | None]: ...
 
 
+def resolve_mode(name: str | Mode, options: ModeOptions | Mapping[str, Any] | None = None) -> Mode:
+    """The mode ``name`` (a registered one) with ``options`` validated against its own
+    ``Options``: ``ConfigError`` for an unknown mode, ``OptionError`` naming a bad option. Front
+    doors call this to refuse bad options before loading an engine."""
+    if isinstance(name, Mode):
+        return name if options is None else type(name)(options)
+    return mode_class(name)(options)
+
+
 def registered_checks() -> list[Check]:
     """One instance of every check registered in ``openmuse.checks``."""
     return [registry.load("check", name)() for name in registry.names("check")]
@@ -82,10 +91,7 @@ class Assistant:
             self.checks = registered_checks()
 
     def mode(self, name: str | Mode, options: ModeOptions | Mapping[str, Any] | None = None) -> Mode:
-        """The mode ``name`` with ``options`` validated against its own ``Options``."""
-        if isinstance(name, Mode):
-            return name if options is None else type(name)(options)
-        return mode_class(name)(options)
+        return resolve_mode(name, options)
 
     def control(self) -> RequestControl:
         return RequestControl(queue_timeout_s=self.queue_timeout_s, max_work_tokens=self.max_request_tokens)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import click
 
-from ..assistant import Assistant, ContemplationTrace, GroundingTrace, Result
+from ..assistant import Assistant, ContemplationTrace, GroundingTrace, Result, resolve_mode
 from ..errors import ConfigError, MuseError
 from ..lanes import Lanes
-from ..modes import Mode, create_mode, mode_class
+from ..modes import Mode
 from ..modes.base import check_messages
 from ..modes.contemplating import ContemplatingMode
 from ..modes.grounding import GroundingMode
@@ -170,7 +170,7 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
     if ground:
         mode = "ground"
     check_messages(messages)
-    m = create_mode(mode, _mode_options(kw, mode))
+    m = resolve_mode(mode, _mode_options(kw, mode))
     if isinstance(m, GroundingMode) and (len(images) != 1 or audios or videos):
         raise ConfigError("--ground takes exactly one --image and no --audio or --video")
     engine = _load_engine(_engine_settings(kw))
@@ -195,7 +195,7 @@ def chat(show_thinking: bool, mode: str, **kw) -> None:
 
     Commands: /mode NAME, /budget N, /clear, /exit."""
     options = _mode_options(kw, mode)
-    m = create_mode(mode, options)
+    m = resolve_mode(mode, options)
     engine = _load_engine(_engine_settings(kw))
     assistant = Assistant(engine)
     history: list[Message] = []
@@ -218,8 +218,8 @@ def chat(show_thinking: bool, mode: str, **kw) -> None:
                     history.clear()
                     err.print("[dim]history cleared[/]")
                 elif cmd == "/mode":
-                    keep = {k: v for k, v in options.items() if k in mode_class(arg).Options.model_fields}
-                    m = create_mode(arg, keep)
+                    m = resolve_mode(arg)  # the new mode's defaults, then what was set that it takes
+                    m = resolve_mode(arg, {k: v for k, v in options.items() if k in m.Options.model_fields})
                     err.print(f"[dim]mode {m.name}[/]")
                 elif cmd == "/budget":
                     if not arg.isdigit() or int(arg) < 1:
@@ -228,7 +228,7 @@ def chat(show_thinking: bool, mode: str, **kw) -> None:
                     if field is None:
                         raise ConfigError(f"mode {m.name} has no budget")
                     options = {**options, field: int(arg)}
-                    m = create_mode(m.name, {**m.options.model_dump(exclude_unset=True), field: int(arg)})
+                    m = resolve_mode(m.name, {**m.options.model_dump(exclude_unset=True), field: int(arg)})
                     err.print(f"[dim]{field.replace('_', ' ')} {arg} tokens[/]")
                 else:
                     raise ConfigError(f"unknown command {cmd} (try /mode, /budget, /clear, /exit)")

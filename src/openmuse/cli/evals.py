@@ -6,9 +6,8 @@ import json
 
 import click
 
-from ..assistant import Assistant
+from ..assistant import Assistant, resolve_mode
 from ..errors import ConfigError
-from ..modes import create_mode
 from .common import (_engine_settings, _load_engine, _mode_options, cli, engine_options, err, handle_errors,
                      mode_options, out)
 
@@ -66,7 +65,7 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
     task = create_task(task_name, TaskOptions(data=data, seed=task_seed, repeats=repeats, judge=judge))
     if click.get_current_context().get_parameter_source("max_tokens") in (None, ParameterSource.DEFAULT):
         kw["max_tokens"] = task.default_max_tokens
-    options = create_mode(mode, _mode_options(kw, mode)).options
+    options = resolve_mode(mode, _mode_options(kw, mode)).options
     task.items()  # a missing or malformed data file fails here, before the model loads
     settings = _engine_settings(kw)
     engine = _load_engine(settings)

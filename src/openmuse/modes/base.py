@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engines.base import Engine
-from ..errors import ConfigError
+from ..errors import ConfigError, OptionError
 from ..types import ChatRequest, Delta, Message
 
 OnEvent = Callable[[Delta], None]
@@ -54,14 +54,14 @@ class Mode(ABC):
         values = dict(options.model_dump(exclude_unset=True) if isinstance(options, BaseModel) else options or {})
         unknown = sorted(set(values) - set(cls.Options.model_fields))
         if unknown:
-            raise ConfigError(f"mode {cls.name} has no option '{unknown[0]}' "
-                              f"(it takes {', '.join(cls.Options.model_fields)})")
+            raise OptionError(f"mode {cls.name} has no option '{unknown[0]}' "
+                              f"(it takes {', '.join(cls.Options.model_fields)})", unknown[0], unknown=True)
         try:
             return cls.Options(**values)
         except ValidationError as e:
             first = e.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
-            raise ConfigError(f"mode {cls.name} option {where}: {first['msg']}") from None
+            raise OptionError(f"mode {cls.name} option {where}: {first['msg']}", where) from None
 
     @abstractmethod
     def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Any:

@@ -21,12 +21,12 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from ..assistant import Assistant, MediaReport, Request, Result
+from ..assistant import Assistant, MediaReport, Request, Result, resolve_mode
 from ..engines.control import RequestControl
-from ..modes import ModeOptions, mode_class
+from ..errors import OptionError
+from ..modes import ModeOptions
 from ..types import Delta, Message, Usage
 from .errors import APIError, error_body, muse_error_body
 from .schemas import PREFIX, ChatCompletionBody
@@ -66,20 +66,13 @@ def deleted_error() -> APIError:
 def mode_options(mode: str, body: ChatCompletionBody) -> ModeOptions:
     """The request's options validated against ``mode``'s own ``Options``: a 400 naming the
     first unknown or bad one (``muse.agents``)."""
-    cls = mode_class(mode)
-    values = body.mode_values(cls.Options.model_fields)
-    unknown = sorted(set(values) - set(cls.Options.model_fields))
-    if unknown:
-        raise APIError(400, f"unknown option '{unknown[0]}' for {PREFIX}{mode} (it takes "
-                            f"{', '.join(cls.Options.model_fields)})", code="unknown_parameter",
-                       param=f"muse.{unknown[0]}")
+    takes = resolve_mode(mode).Options.model_fields
     try:
-        return cls.Options(**values)
-    except ValidationError as e:
-        first = e.errors()[0]
-        name = ".".join(str(x) for x in first["loc"])
-        where = name if name in ("max_tokens", "temperature", "seed") else f"muse.{name}"
-        raise APIError(400, f"{where}: {first['msg']}", code="invalid_value", param=where) from None
+        return resolve_mode(mode, body.mode_values(takes)).options
+    except OptionError as e:
+        where = e.field if e.field in ("max_tokens", "temperature", "seed") else f"muse.{e.field}"
+        msg = f"unknown option '{e.field}' for {PREFIX}{mode} (it takes {', '.join(takes)})" if e.unknown else str(e)
+        raise APIError(400, msg, code="unknown_parameter" if e.unknown else "invalid_value", param=where) from None
 
 
 async def answer(assistant: Assistant, req: Request, control: RequestControl, store: Store, owner: str,
