@@ -260,12 +260,11 @@ async def stream(assistant: Assistant, req: Request, control: RequestControl, bo
     def work() -> None:
         try:
             result = assistant.run(req, lambda d: put("delta", d), control=control)
-        except Exception as e:  # stored as the error marker, and reported as an error event
-            if control.cancelled:
-                return put("deleted", None)
+        except Exception as e:  # stored as the error marker (a no-op once the conversation is gone)
             err = muse_error_body(e)[1]
             fail(store, owner, conv_id, req.mode.name, err)
-            return put("error", err)
+            # cancelled: the conversation was deleted (say so) or the client left (nobody reads it)
+            return put("deleted", None) if control.cancelled else put("error", err)
         put("done", result) if finish(store, owner, conv_id, result) else put("deleted", None)
 
     if conv_id:
