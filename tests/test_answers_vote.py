@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import pytest
 
+from openmuse.assistant import AgentTrace
 from openmuse.modes.contemplating import ContemplatingMode, waves
 from openmuse.modes.contemplating.agents import answer_kind, requests, shares_prefix, specs
-from openmuse.modes.contemplating.answers import extract, normalize, options, parse_grid
+from openmuse.answers import extract, normalize, options, parse_grid
 from openmuse.modes.contemplating.synthesis import agreement_line, decide
 from openmuse.modes.contemplating.vote import settled, tail_confidence, vote
-from openmuse.types import Completion, Message
+from openmuse.types import Message
 
 Q_CHOICE = "What is the capital of Japan? (A) Osaka (B) Tokyo (C) Rome (D) Lima"
 
@@ -128,7 +129,7 @@ def test_grid_vote_agreement_and_final_text():
     assert parse_grid(line) is None  # the line cannot be read back as a grid
     final, note = decide("000\n000", Q_GRID, "grid", r)
     assert final == "110\n001" and "proposed 000/000" in note
-    two = [Completion(text=a) for a in ("110\n001", "110\n001")]
+    two = [AgentTrace(agent=i, approach="direct", wave=1, reasoning="110\n001") for i in (1, 2)]
     text = ContemplatingMode._text(two, r.winner, r, None, "", "grid")
     assert text.startswith("Final answer:\n110\n001\n") and parse_grid(text) == [[1, 1, 0], [0, 0, 1]]
     row = vote(["1333", "1333"])  # a grid of one row also stands on its own line

@@ -31,7 +31,9 @@ def test_json_output():
     data = json.loads(p.stdout)
     assert "Paris" in data["answer"]
     assert data["mode"] == "instant" and data["model"].startswith("SmolLM2-135M")
-    assert set(data["usage"]) == {"prompt_tokens", "completion_tokens", "reasoning_tokens"}
+    assert set(data["usage"]) == {"prompt_tokens", "completion_tokens", "reasoning_tokens", "prefilled_tokens",
+                                  "cached_tokens", "estimated", "reasoning_estimated"}
+    assert data["usage"]["prompt_tokens"] > 0 and data["usage"]["estimated"] is False
     assert data["timings"]["wall_s"] > 0
 
 
@@ -40,7 +42,7 @@ def test_thinking_json_and_env_vars():
                  env={"MUSE_MODE": "thinking", "MUSE_BUDGET": "16", "MUSE_MAX_TOKENS": "40"})
     assert p.returncode == 0, p.stderr
     data = json.loads(p.stdout)
-    assert data["mode"] == "thinking" and data["budget"] == 16
+    assert data["mode"] == "thinking" and data["trace"]["budget"] == 16
     assert data["reasoning"] and data["answer"]
     assert 0 < data["usage"]["reasoning_tokens"] <= 16
 
@@ -97,7 +99,9 @@ def test_bench_engine_json(tmp_path):
     (("",), "the question is empty"),
     (("   ",), "the question is empty"),
     (("hello", "--mode", "dreaming"), "unknown mode 'dreaming'"),
-    (("hello", "--budget", "0"), "--budget"),
+    (("hello", "--mode", "thinking", "--budget", "0"), "invalid value for --budget"),
+    (("hello", "--max-tokens", "0"), "invalid value for --max-tokens"),
+    (("hello", "--budget", "16"), "--budget is not an option of mode instant"),
     (("hello", "--engine", "warp"), "unknown engine 'warp'"),
     (("hello", "--model", "/nonexistent/model.gguf"), "model file not found"),
     (("hello", "--engine", "openai"), "needs --base-url"),

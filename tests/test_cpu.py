@@ -202,7 +202,7 @@ def test_doctor_text_and_a_failing_probe(tmp_path):
 def test_ask_json_and_models_say_which_path_is_in_use():
     r = run_muse("What is the capital of France?", "--json", env={"MUSE_THREADS": "auto"})
     assert r.returncode == 0, r.stderr
-    rt = json.loads(r.stdout)["runtime"]
+    rt = json.loads(r.stdout)["engine"]["runtime"]
     assert rt["extra_buffers"]["setting"] == "auto" and rt["threads"]["policy"] == "auto"
     r = run_muse("models")
     assert "extra weight buffers:" in r.stdout and "threads: auto" in r.stdout and "llama.cpp: CPU :" in r.stdout

@@ -50,7 +50,7 @@ def test_arithmetic_run_resume_and_compare(tmp_path):
     assert s["run"] == {"index": 2, "items_run": 10, "items_resumed": 10, "model_calls": 10}
     assert s["metrics"]["accuracy"] == sum(r["score"] for r in recs) / 20
     assert s["tokens"]["completion"] == sum(r["completion_tokens"] for r in recs)
-    assert s["args"]["mode_settings"]["max_tokens"] == 32 and s["args"]["limit"] == 20
+    assert s["args"]["mode_options"]["max_tokens"] == 32 and s["args"]["limit"] == 20
     assert {"python", "openmuse", "cpus"} <= set(s["env"])
     assert [r["items_run"] for r in s["runs"]] == [10, 10]
     assert "| accuracy |" in (run / "summary.md").read_text()

@@ -15,7 +15,8 @@ import pytest
 from openmuse.evals import TaskOptions, create_task
 from openmuse.evals.runner import run_eval
 from openmuse.evals.tasks import healthbench
-from openmuse.modes import ModeSettings
+from openmuse.assistant import Assistant
+from openmuse.modes import ModeOptions
 
 FIX = Path(__file__).parent / "fixtures" / "eval"
 ENGINE = {"engine": "local"}
@@ -28,13 +29,18 @@ def engine():
     return create_engine(EngineSettings(n_threads=1))
 
 
+@pytest.fixture(scope="module")
+def assistant(engine):
+    return Assistant(engine)
+
+
 def _recs(path: Path) -> list[dict]:
     return [json.loads(x) for x in (path / "items.jsonl").read_text().splitlines()]
 
 
-def test_healthbench_grading_end_to_end(engine, tmp_path):
+def test_healthbench_grading_end_to_end(engine, assistant, tmp_path):
     task = create_task("healthbench", TaskOptions(data=str(FIX / "healthbench_mini.jsonl")))
-    summary, out = run_eval(task, "instant", ModeSettings(max_tokens=48), engine, ENGINE, out_dir=tmp_path / "hb",
+    summary, out = run_eval(task, "instant", ModeOptions(max_tokens=48), assistant, ENGINE, out_dir=tmp_path / "hb",
                             grader=engine, grader_info=ENGINE)
     recs = _recs(out)
     assert [r["id"] for r in recs] == ["hb-mini-1", "hb-mini-2"]
@@ -51,10 +57,10 @@ def test_healthbench_grading_end_to_end(engine, tmp_path):
     assert summary["primary"] == "score" and summary["grader_tokens"] == sum(r["grader_tokens"] for r in recs)
 
 
-def test_mcq_and_math_runs_score_every_item(engine, tmp_path):
+def test_mcq_and_math_runs_score_every_item(assistant, tmp_path):
     for name, data, n in (("mcq", "gpqa_mini.csv", 3), ("math", "math_mini.jsonl", 3)):
         task = create_task(name, TaskOptions(data=str(FIX / data)))
-        summary, out = run_eval(task, "instant", ModeSettings(max_tokens=24), engine, ENGINE, out_dir=tmp_path / name)
+        summary, out = run_eval(task, "instant", ModeOptions(max_tokens=24), assistant, ENGINE, out_dir=tmp_path / name)
         recs = _recs(out)
         assert len(recs) == n and summary["items"] == n
         assert all(r["score"] in (0.0, 1.0) and r["completion_tokens"] > 0 for r in recs)
@@ -62,14 +68,14 @@ def test_mcq_and_math_runs_score_every_item(engine, tmp_path):
     assert {r["target"] for r in _recs(tmp_path / "math")} == {"7", r"\frac{1}{2}", "1234"}
 
 
-def test_resume_after_a_torn_write_keeps_finished_items(engine, tmp_path):
+def test_resume_after_a_torn_write_keeps_finished_items(assistant, tmp_path):
     task = create_task("arithmetic")
-    settings = ModeSettings(max_tokens=16)
-    _, out = run_eval(task, "instant", settings, engine, ENGINE, limit=3, out_dir=tmp_path / "r")
+    options = ModeOptions(max_tokens=16)
+    _, out = run_eval(task, "instant", options, assistant, ENGINE, limit=3, out_dir=tmp_path / "r")
     kept = (out / "items.jsonl").read_text()
     with (out / "items.jsonl").open("a") as fh:  # what an interruption in the middle of a write leaves
         fh.write('{"id": "s0-0003", "run": 1, "predic')
-    summary, _ = run_eval(task, "instant", settings, engine, ENGINE, limit=5, out_dir=out)
+    summary, _ = run_eval(task, "instant", options, assistant, ENGINE, limit=5, out_dir=out)
     recs = _recs(out)
     assert (out / "items.jsonl").read_text().startswith(kept)
     assert [r["id"] for r in recs] == [f"s0-{i:04d}" for i in range(5)]
@@ -78,12 +84,12 @@ def test_resume_after_a_torn_write_keeps_finished_items(engine, tmp_path):
     from openmuse.evals import DataError
 
     with pytest.raises(DataError, match="another mode"):
-        run_eval(task, "thinking", settings, engine, ENGINE, limit=5, out_dir=out)
+        run_eval(task, "thinking", options, assistant, ENGINE, limit=5, out_dir=out)
 
 
-def test_refusal_with_the_engine_as_judge_keeps_both_verdicts(engine, tmp_path):
+def test_refusal_with_the_engine_as_judge_keeps_both_verdicts(assistant, tmp_path):
     task = create_task("refusal", TaskOptions(judge="engine"))
-    summary, out = run_eval(task, "instant", ModeSettings(max_tokens=24), engine, ENGINE, limit=2,
+    summary, out = run_eval(task, "instant", ModeOptions(max_tokens=24), assistant, ENGINE, limit=2,
                             out_dir=tmp_path / "ref")
     recs = _recs(out)
     assert [r["meta"]["set"] for r in recs] == ["harmful", "harmless"]

@@ -86,9 +86,9 @@ def test_mcq_loaders_shuffle_per_repeat_and_keep_the_right_letter():
     assert len(js) == 2 and "Carbon dioxide" in js[0].messages[0]["content"]
     # no answer at all scores 0
     from openmuse.evals import EvalContext
-    from openmuse.types import Completion
+    from openmuse.assistant import Result
 
-    s = task.score(items[0], [[Completion(text="I am not sure.")]], EvalContext(engine=None))
+    s = task.score(items[0], [[Result(answer="I am not sure.", mode="instant")]], EvalContext(engine=None))
     assert s.score == 0.0 and s.extracted is None
 
 

@@ -375,8 +375,10 @@ def test_cli_ground_writes_the_png_and_prints_count_and_points(tmp_path):
     assert disc_share(img, 0.75 * 639, 0.75 * 479, marker_radius(img.size), PALETTE[1]) > 0.6
     assert rj.returncode == 0, rj.stderr
     data = json.loads(rj.stdout)
-    assert data["count"] == 3 and data["image"].endswith("j.png")
-    assert all(0 <= v <= 1 for a in data["annotations"] for v in a["point"])
+    assert data["mode"] == "ground" and data["answer"].splitlines()[0].startswith("3 objects")
+    assert data["trace"]["grounding"]["count"] == 3 and data["trace"]["image"].endswith("j.png")
+    assert (tmp_path / "j.png").read_bytes()[:4] == b"\x89PNG"
+    assert all(0 <= v <= 1 for a in data["trace"]["grounding"]["annotations"] for v in a["point"])
 
 
 def test_cli_ground_needs_an_engine_that_sees_images_and_one_image(tmp_path):
@@ -385,7 +387,7 @@ def test_cli_ground_needs_an_engine_that_sees_images_and_one_image(tmp_path):
     path = photo(tmp_path / "birds.png")
     r = run_muse("How many pelicans?", "--image", str(path), "--ground")  # the embedded text-only model
     assert r.returncode != 0 and "Traceback" not in r.stderr
-    assert r.stderr.strip().splitlines()[-1].startswith("error: --ground needs an engine that sees images")
+    assert r.stderr.strip().splitlines()[-1].startswith("error: grounding needs an engine that sees images")
     r = run_muse("How many pelicans?", "--ground")
     assert r.returncode != 0 and "error: --ground takes exactly one --image" in r.stderr
     assert not list(tmp_path.glob("*-ground.png"))
@@ -418,10 +420,11 @@ def test_server_ground_returns_annotations_and_the_image(tmp_path):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["choices"][0]["message"]["content"].splitlines()[0] == "1 object (molmo)"
-    g = body["muse"]["grounding"]
+    assert body["muse"]["mode"] == "ground"
+    g = body["muse"]["trace"]["grounding"]
     assert g["count"] == 1 and g["annotations"][0]["point"] == [0.25, 0.5]
-    png = base64.b64decode(body["muse"]["grounding_image"].split(",", 1)[1])
+    png = base64.b64decode(body["muse"]["trace"]["image"].split(",", 1)[1])
     assert Image.open(io.BytesIO(png)).size == (640, 480)
     assert ep.requests[0]["messages"][0]["content"][0] == part  # the image went unchanged
-    assert bad.status_code == 400 and "one image_url part" in bad.json()["error"]["message"]
+    assert bad.status_code == 400 and "grounding needs exactly one image" in bad.json()["error"]["message"]
     assert wrong.status_code == 422 and wrong.json()["error"]["type"] == "invalid_request_error"

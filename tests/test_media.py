@@ -150,11 +150,11 @@ def test_sniffing_and_media_only_questions():
 
 
 def test_modes_run_on_prepared_messages(media_dir, engine):
-    from openmuse.modes import ModeSettings, create_mode
+    from openmuse.modes import create_mode
 
     p = _prepare("audio", media_dir / "q.wav", caps=engine.capabilities, question="What did I say?")
-    t = create_mode("thinking", ModeSettings(budget=16, max_tokens=24)).run(engine, p.messages)
-    assert t.text and t.usage.reasoning_tokens <= 16
-    c = create_mode("contemplating", ModeSettings(agents=2, budget=16, max_tokens=24, early_stop=False)).run(
+    t = create_mode("thinking", {"budget": 16, "max_tokens": 24}).run(engine, p.messages)
+    assert t.answer and t.usage.reasoning_tokens <= 16
+    c = create_mode("contemplating", {"agents": 2, "agent_tokens": 16, "max_tokens": 24, "early_stop": False}).run(
         engine, p.messages)
-    assert len(c.agents) == 2 and c.text
+    assert len(c.agents) == 2 and c.answer

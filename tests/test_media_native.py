@@ -12,9 +12,9 @@ import json
 
 import pytest
 
+from openmuse.assistant import Assistant
 from openmuse.engines import EngineSettings, create_engine
 from openmuse.media import MediaSettings, prepare_media
-from openmuse.modes import ModeSettings, create_mode
 from openmuse.types import Message
 
 from . import media_samples as ms
@@ -70,9 +70,12 @@ def test_request_parts_and_urls_unchanged_through_modes(files, endpoint):
                                              "url": "https://images.example.invalid/sign.png",
                                              "seen": "native", "via": "native",
                                              "seconds": prepared.report()["parts"][0]["seconds"]}
-    create_mode("instant").run(engine, prepared.messages)
-    create_mode("contemplating", ModeSettings(agents=2, early_stop=False, aggregator="majority", budget=8)).run(
-        engine, prepared.messages)
+    assistant = Assistant(engine, MediaSettings(fetch_allow=("images.example.invalid",)))
+    asked = [Message(role="user", content=parts)]
+    r = assistant.answer(asked, "instant")
+    assert r.media.parts[0].via == "native" and r.media.parts[0].name == "sign.png"
+    assistant.answer(asked, "contemplating", {"agents": 2, "early_stop": False, "aggregator": "majority",
+                                              "agent_tokens": 8})
     agent_requests = [r for r in endpoint.requests if r.get("logprobs")]
     assert len(agent_requests) >= 2
     for req in [endpoint.requests[0], *agent_requests]:

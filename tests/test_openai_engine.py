@@ -15,9 +15,9 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from openmuse.assistant import Assistant
 from openmuse.engines import EngineSettings, create_engine
 from openmuse.errors import EngineUnavailable
-from openmuse.modes import ModeSettings, create_mode
 from openmuse.types import ChatRequest, Completion, Delta, Message
 
 from .conftest import SYSTEM, free_port
@@ -74,12 +74,12 @@ def test_generate_many_is_concurrent_and_ordered(remote):
 def test_modes_over_http(remote, llama_server):
     # Instant adds its system prompt (the same words as SYSTEM) and asks for 512 tokens at most
     raw_answer(llama_server, CAPITAL, 512)  # warm
-    c = create_mode("instant").run(remote, [Message(role="user", content="What is the capital of France?")])
-    assert c.mode == "instant" and c.text.strip()
-    assert c.text == raw_answer(llama_server, CAPITAL, 512)["choices"][0]["message"]["content"].strip()
-    t = create_mode("thinking", ModeSettings(budget=24, max_tokens=48)).run(
-        remote, [Message(role="user", content="What is the capital of France?")])
-    assert t.reasoning and t.text
+    c = Assistant(remote).answer([Message(role="user", content="What is the capital of France?")], "instant")
+    assert c.mode == "instant" and c.answer.strip()
+    assert c.answer == raw_answer(llama_server, CAPITAL, 512)["choices"][0]["message"]["content"].strip()
+    t = Assistant(remote).answer([Message(role="user", content="What is the capital of France?")], "thinking",
+                                 {"budget": 24, "max_tokens": 48})
+    assert t.reasoning and t.answer
     assert t.usage.reasoning_tokens <= 24
 
 
@@ -108,7 +108,7 @@ def test_thinking_sends_prefill_the_vllm_way():
     ep = RecordingEndpoint(reasoning="r", answer="Paris.", style="reasoning_content")
     try:
         e = create_engine(EngineSettings(engine="openai", base_url=ep.url, reasoning="native"))
-        create_mode("thinking", ModeSettings(budget=16)).run(e, [Message(role="user", content="Capital of France?")])
+        Assistant(e).answer([Message(role="user", content="Capital of France?")], "thinking", {"budget": 16})
         phase1, phase2 = ep.requests
         assert phase1["max_tokens"] == 16 and phase1["messages"][-1] == {"role": "assistant", "content": "<think>\n"}
         assert phase1["continue_final_message"] is True and phase1["add_generation_prompt"] is False
@@ -124,8 +124,8 @@ def test_unreachable_endpoint():
 
 
 def test_contemplating_over_http(remote):
-    c = create_mode("contemplating", ModeSettings(agents=3, budget=32, early_stop=False, aggregator="synthesis")).run(
-        remote, [Message(role="user", content="What is 2 + 3?")])
+    c = Assistant(remote).answer([Message(role="user", content="What is 2 + 3?")], "contemplating",
+                                 {"agents": 3, "agent_tokens": 32, "early_stop": False, "aggregator": "synthesis"})
     assert len(c.agents) == 3 and all(a.reasoning for a in c.agents)
-    assert "Agreement:" in c.text and c.extra["synthesis"] is not None
+    assert "Agreement:" in c.answer and c.trace.synthesis is not None
     assert c.usage.completion_tokens >= sum(a.usage.completion_tokens for a in c.agents)

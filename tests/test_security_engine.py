@@ -24,10 +24,9 @@ from pathlib import Path
 import pytest
 
 from openmuse import prompts
+from openmuse.assistant import Assistant
 from openmuse.engines import EngineSettings, create_engine
 from openmuse.errors import ContextOverflow
-from openmuse.modes import create_mode
-from openmuse.modes.base import ModeSettings
 from openmuse.types import ChatRequest, Message
 
 from .conftest import run_muse
@@ -48,12 +47,12 @@ _SCORER = textwrap.dedent("""
     from openmuse.evals import EvalContext, create_task
     from openmuse.evals.tasks import math_task
     from openmuse.evals.task import Item
-    from openmuse.types import Completion
+    from openmuse.assistant import Result
     attacks = json.loads(sys.stdin.read())
     task = create_task("math")
     out = []
     for a in attacks:
-        said = [[Completion(text="So " + chr(92) + "boxed{" + a + "}.")]]
+        said = [[Result(answer="So " + chr(92) + "boxed{" + a + "}.", mode="instant")]]
         as_answer = task.score(Item(id="x", messages=[], target="1"), said, EvalContext(engine=None))
         out.append([as_answer.extracted == a, as_answer.score, math_task.equivalent("1", a),
                     math_task.equivalent(a, a + "+1"), math_task._to_sympy(a) is None])
@@ -211,25 +210,24 @@ QUESTION = [Message(role="user", content="What is 2 + 3?")]
 
 
 def test_thinking_answer_phase_is_checked_before_reasoning(small):
-    settings = ModeSettings(budget=120, max_tokens=120)  # the reasoning phase alone fits in 256
+    options = {"budget": 120, "max_tokens": 120}  # the reasoning phase alone fits in 256
     before = dict(small.stats)
     with pytest.raises(ContextOverflow, match=r"Thinking needs up to \d+ tokens .*120 \(reasoning budget\) "
                                               r"\+ 120 \(answer max_tokens\).*context of 256"):
-        create_mode("thinking", settings).run(small, QUESTION)
+        Assistant(small).answer(QUESTION, "thinking", options)
     assert small.stats == before  # nothing prefilled, nothing decoded
-    c = create_mode("thinking", ModeSettings(budget=16, max_tokens=16)).run(small, QUESTION)
-    assert c.text and small.stats["tokens_decoded"] > before["tokens_decoded"]  # what fits still runs
+    c = Assistant(small).answer(QUESTION, "thinking", {"budget": 16, "max_tokens": 16})
+    assert c.answer and small.stats["tokens_decoded"] > before["tokens_decoded"]  # what fits still runs
 
 
 def test_contemplating_synthesis_is_checked_before_any_agent(small):
-    settings = ModeSettings(agents=4, budget=24, max_tokens=64, aggregator="synthesis", early_stop=False)
+    options = {"agents": 4, "agent_tokens": 24, "max_tokens": 64, "aggregator": "synthesis", "early_stop": False}
     before = dict(small.stats)
     with pytest.raises(ContextOverflow, match=r"Contemplating's synthesis needs up to \d+ tokens.*of 256"):
-        create_mode("contemplating", settings).run(small, QUESTION)
+        Assistant(small).answer(QUESTION, "contemplating", options)
     assert small.stats == before
     # each agent alone fits: the same agents under the vote aggregator run
-    vote = settings.model_copy(update={"aggregator": "majority"})
-    c = create_mode("contemplating", vote).run(small, QUESTION)
+    c = Assistant(small).answer(QUESTION, "contemplating", {**options, "aggregator": "majority"})
     assert len(c.agents) == 4
 
 

@@ -316,10 +316,11 @@ def test_grounding_stores_a_reference_not_the_png(tmp_path):
             "model": "muse-instant", "muse": {"ground": True},
             "messages": [{"role": "user", "content": [{"type": "text", "text": "Point to the pelican."}, part]}]})
         assert r.status_code == 200, r.text
-        png_url = r.json()["muse"]["grounding_image"]
+        assert r.json()["muse"]["mode"] == "ground"
+        png_url = r.json()["muse"]["trace"]["image"]
         assert png_url.startswith("data:image/png;base64,")
         conv = httpx.get(f"{s.url}/v1/conversations/{r.json()['muse']['conversation_id']}").json()
-        stored = conv["messages"][1]["extra"]["grounding_image"]
+        stored = conv["messages"][1]["extra"]["trace"]["image"]
         assert stored["sha256"] == hashlib.sha256(png_url.split(",", 1)[1].encode()).hexdigest()
         assert stored["media_type"] == "image/png" and "base64" not in json.dumps(conv)
     finally:

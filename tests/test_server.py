@@ -57,7 +57,7 @@ Q = [{"role": "user", "content": "What is the capital of France?"}]
 
 def test_models_and_health(server):
     ids = [m.id for m in server.client().models.list().data]
-    assert {"muse-instant", "muse-thinking", "muse-contemplating", "muse"} <= set(ids)
+    assert {"muse-instant", "muse-thinking", "muse-contemplating", "muse-ground", "muse"} <= set(ids)
     assert httpx.get(f"{server.url}/health").json()["status"] == "ok"
 
 
@@ -66,6 +66,7 @@ def test_instant_non_streaming(server):
     assert "Paris" in r.choices[0].message.content
     assert r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0
     assert r.usage.completion_tokens_details.reasoning_tokens == 0
+    assert 0 <= r.usage.prompt_tokens_details.cached_tokens <= r.usage.prompt_tokens
     assert r.model_extra["muse"]["mode"] == "instant"
 
 
@@ -100,7 +101,7 @@ def test_streaming_matches_and_carries_usage(server):
 
 def test_contemplating_streams_agent_events_that_openai_clients_skip(server):
     body = {"model": "muse-contemplating", "stream": True, "messages": [{"role": "user", "content": "What is 2 + 3?"}],
-            "muse": {"agents": 4, "budget": 32, "early_stop": False}}
+            "muse": {"agents": 4, "agent_tokens": 32, "early_stop": False}}
     events, content = [], ""
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=300) as r:
         for line in r.iter_lines():
@@ -115,7 +116,7 @@ def test_contemplating_streams_agent_events_that_openai_clients_skip(server):
     # the official client reads the same stream and sees only the answer
     stream = server.client().chat.completions.create(
         model="muse-contemplating", messages=body["messages"], stream=True,
-        extra_body={"muse": {"agents": 4, "budget": 32, "early_stop": False}})
+        extra_body={"muse": {"agents": 4, "agent_tokens": 32, "early_stop": False}})
     text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
     assert "Agreement:" in text
 
@@ -127,8 +128,12 @@ def test_error_objects(server):
     assert e.value.body["code"] == "model_not_found"
     with pytest.raises(openai.UnprocessableEntityError):
         c.chat.completions.create(model="muse-instant", messages=[])
-    with pytest.raises(openai.UnprocessableEntityError):
+    with pytest.raises(openai.BadRequestError) as e:  # checked against the mode's own options
         c.chat.completions.create(model="muse-contemplating", messages=Q, extra_body={"muse": {"agents": 40}})
+    assert e.value.body["code"] == "invalid_value" and e.value.body["param"] == "muse.agents"
+    with pytest.raises(openai.BadRequestError) as e:  # Thinking's budget is no option of Contemplating
+        c.chat.completions.create(model="muse-contemplating", messages=Q, extra_body={"muse": {"budget": 32}})
+    assert e.value.body["code"] == "unknown_parameter" and e.value.body["param"] == "muse.budget"
     bad = httpx.post(f"{server.url}/v1/chat/completions", content=b"{not json",
                      headers={"content-type": "application/json"})
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_json"
