@@ -230,7 +230,9 @@ def test_bench_contention_writes_every_policy(tmp_path):
     assert rep["args"]["burners"] == 1 and rep["env"]["system_info"] == cpu.system_info()
     for row in rows:
         assert row["idle_tok_s"] > 0 and row["contended_tok_s"] > 0
-        assert abs(row["kept"] - row["contended_tok_s"] / row["idle_tok_s"]) < 0.02
+        # the speeds are written to one decimal: allow their rounding (it matters on a slow, busy machine)
+        rounding = 0.05 * (1 + row["kept"]) / row["idle_tok_s"]
+        assert abs(row["kept"] - row["contended_tok_s"] / row["idle_tok_s"]) < 0.02 + rounding
     assert f"written to {out}" in r.stdout
 
 
