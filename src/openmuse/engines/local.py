@@ -131,26 +131,31 @@ class LocalEngine(Engine):
         if settings.reasoning == "prompted":
             self._native = False
 
+        self._open_context(settings)
+        # Counters a front door can show (never part of an answer): see the module docstring.
+        self.stats = dict.fromkeys(STATS, 0)
+        self.scheduler = Scheduler(self)
+        self.load_s = time.perf_counter() - t0
+
+    def _open_context(self, settings: EngineSettings) -> None:
+        """The llama.cpp context: ``n_seq_max`` sequences in one unified KV cache."""
+        ll = self._ll
         n_ctx = min(settings.n_ctx, self._model.n_ctx_train() * settings.n_seq_max)
-        cp = llama_cpp.llama_context_default_params()
+        cp = ll.llama_context_default_params()
         cp.n_ctx = n_ctx
         cp.n_batch = 512
         cp.n_ubatch = 512
         cp.n_seq_max = settings.n_seq_max
         cp.kv_unified = True
         cp.n_threads = cp.n_threads_batch = self.threads.current
-        self._ctx = llama_cpp.llama_init_from_model(self._model.model, cp)
+        self._ctx = ll.llama_init_from_model(self._model.model, cp)
         if not self._ctx:
             raise ModelNotFound(f"cannot create a llama.cpp context of {n_ctx} tokens for {self.path}")
         self._n_threads = self.threads.current
-        self._mem = llama_cpp.llama_get_memory(self._ctx)
-        self.n_ctx = llama_cpp.llama_n_ctx(self._ctx)
+        self._mem = ll.llama_get_memory(self._ctx)
+        self.n_ctx = ll.llama_n_ctx(self._ctx)
         self.n_batch = cp.n_batch
-        self._batch = llama_cpp.llama_batch_init(max(self.n_batch, settings.n_seq_max), 0, 1)
-        # Counters a front door can show (never part of an answer): see the module docstring.
-        self.stats = dict.fromkeys(STATS, 0)
-        self.scheduler = Scheduler(self)
-        self.load_s = time.perf_counter() - t0
+        self._batch = ll.llama_batch_init(max(self.n_batch, settings.n_seq_max), 0, 1)
 
     def use_threads(self, fixed: int | None) -> None:
         """Switch the thread policy: ``fixed`` threads, or None for auto (applied at the next decode)."""
