@@ -88,6 +88,8 @@ class Scheduler:
     # -- the callers' side ------------------------------------------------------------------
     def run(self, items: list[Item], control: RequestControl | None) -> Generator[Delta | Finished]:
         """Queue ``items`` as one call; yield its deltas and finished sequences as they come."""
+        if not items:
+            return
         timeout = None if control is None else control.queue_timeout_s
         now = time.perf_counter()
         call = Call(deque(items), control, next(self._orders), now,
