@@ -120,7 +120,8 @@ class Scheduler:
                 call.abandoned = True
                 with self._cv:
                     self._cv.notify()
-                call.released.wait(timeout=60)
+                while not call.released.wait(POLL_S) and self._thread.is_alive():
+                    pass
 
     def call_soon(self, fn: Callable[[], Any]) -> Any:
         """Run ``fn`` on the scheduler thread between two steps and return its result."""
@@ -238,9 +239,8 @@ class Scheduler:
         for call in list(self.calls):
             if call.items and call.deadline is not None and now >= call.deadline:
                 self.e.stats["queue_timeouts"] += 1
-                waiting = len(call.items)
                 self._end(call, EngineBusy(
-                    f"the engine is busy: {waiting} of this request's {call.total} sequence(s) could not "
+                    f"the engine is busy: {len(call.items)} of this request's {call.total} sequence(s) could not "
                     f"start within its queue timeout of {call.deadline - call.t_submit:g} s; try again later"))
 
     def _end(self, call: Call, error: BaseException | None, cancelled: bool = False) -> None:
