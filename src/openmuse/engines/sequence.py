@@ -1,12 +1,16 @@
-"""One sequence of the local engine's batch: its tokens, its text as it is decoded, stop
+"""One sequence of the local engine's batch: its prompt, its text as it is decoded, stop
 strings, reasoning split, and the ``Completion`` it becomes. Nothing here calls llama.cpp; the
-engine (``local.py``) samples tokens and hands them to ``Seq.take``."""
+scheduler (``scheduler.py``) places it in a slot of the KV cache, the engine (``local.py``)
+samples its tokens and hands them to ``Seq.take``. ``Slot`` and ``Cells`` mirror what each
+llama.cpp sequence id holds in the KV cache."""
 
 from __future__ import annotations
 
 import codecs
-from collections.abc import Iterator, Sequence
+import itertools
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import ContextOverflow
 from ..types import ChatRequest, Completion, Delta, Usage
@@ -32,24 +36,28 @@ def stop_hold(text: str, stops: Sequence[str]) -> int:
     return hold
 
 
-def plan_waves(requests: Sequence[ChatRequest], prompts: Sequence[list[int]], n_ctx: int,
-               n_seq_max: int) -> list[list[int]]:
-    """Request indices in groups that fit the sequence slots and the shared KV cache."""
-    waves: list[list[int]] = [[]]
-    used = 0
-    for i, (r, p) in enumerate(zip(requests, prompts)):
-        need = len(p) + r.max_tokens
-        if need > n_ctx:
-            raise ContextOverflow(
-                f"prompt of {len(p)} tokens + max_tokens {r.max_tokens} exceeds the context of {n_ctx} tokens")
-        shared = common_prefix(prompts[waves[-1][0]], p) if waves[-1] else 0
-        extra = need - shared
-        if waves[-1] and (len(waves[-1]) >= n_seq_max or used + extra > n_ctx):
-            waves.append([])
-            used, extra = 0, need
-        waves[-1].append(i)
-        used += extra
-    return waves
+def check_fits(request: ChatRequest, prompt: Sequence[int], n_ctx: int) -> None:
+    """``ContextOverflow`` when one sequence (its prompt and ``max_tokens``) cannot fit the cache."""
+    if len(prompt) + request.max_tokens > n_ctx:
+        raise ContextOverflow(f"prompt of {len(prompt)} tokens + max_tokens {request.max_tokens} exceeds "
+                              f"the context of {n_ctx} tokens")
+
+
+@dataclass(eq=False)
+class Item:
+    """One sequence of a call, before it has a slot."""
+
+    index: int
+    request: ChatRequest
+    prompt: list[int]
+
+
+@dataclass
+class Finished:
+    """A sequence's ``Completion`` and its position in the call."""
+
+    index: int
+    completion: Completion
 
 
 @dataclass
@@ -60,7 +68,6 @@ class Seq:
     prompt: list[int]
     sampler: int  # llama_sampler pointer
     splitter: ThinkSplitter | None
-    kv: list[int] = field(default_factory=list)  # tokens held in the KV cache for this seq
     generated: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
     reasoning_tokens: int = 0
@@ -68,7 +75,9 @@ class Seq:
     text: str = ""
     shown: int = 0  # characters of ``text`` already handed out
     finish: str | None = None
-    next_token: int | None = None
+    next_token: int | None = None  # the last sampled token, decoded at the next step
+    t_admit: float = 0.0  # when the sequence got its slot (time.perf_counter)
+    t_first: float | None = None  # when its first token was sampled
     decoder: codecs.IncrementalDecoder = field(
         default_factory=lambda: codecs.getincrementaldecoder("utf-8")(errors="replace")
     )
@@ -107,7 +116,7 @@ class Seq:
         else:
             yield Delta(kind="answer", text=piece, index=self.index)
 
-    def completion(self, model: str, wall: float, prompt_s: float) -> Completion:
+    def completion(self, model: str, wall: float, prompt_s: float, queue_s: float = 0.0) -> Completion:
         if self.splitter is not None:
             reasoning, answer = self.splitter.reasoning.strip(), self.splitter.answer
         else:
@@ -120,6 +129,69 @@ class Seq:
                         reasoning_tokens=self.reasoning_tokens, prefilled_tokens=self.prefilled,
                         cached_tokens=len(self.prompt) - self.prefilled),
             model=model,
-            timings={"wall_s": wall, "prompt_s": prompt_s, "decode_s": wall - prompt_s},
+            timings={"wall_s": wall, "prompt_s": prompt_s, "decode_s": wall - prompt_s, "queue_s": queue_s},
             token_logprobs=self.logprobs if self.request.logprobs else None,
         )
+
+
+@dataclass(eq=False)
+class Slot:
+    """A llama.cpp sequence id: the tokens it holds in the KV cache, the running ``Seq`` (None
+    while the slot is free: its tokens are then kept as cache) and the call that owns it."""
+
+    sid: int
+    tokens: list[int] = field(default_factory=list)
+    cells: list[int] = field(default_factory=list)  # one id per token (see ``Cells``)
+    seq: Seq | None = None
+    call: Any = None
+    since: int = 0  # admission order of its sequence (prefill goes oldest first)
+    last_used: int = 0  # step it was last decoded in (eviction order of cached slots)
+
+
+class Cells:
+    """The unified KV cache's cells as llama.cpp keeps them: a token decoded into a slot takes a
+    new cell; a prefix copied to another slot (``llama_memory_seq_cp``) shares the source's cells;
+    a cell is free once no slot holds it. ``used`` is what the cache holds, shared cells once."""
+
+    def __init__(self, remove: Callable[[int, int], None], copy: Callable[[int, int, int], None]):
+        self._remove, self._copy = remove, copy  # llama.cpp: (seq_id, from pos), (src, dst, n)
+        self._refs: dict[int, int] = {}
+        self._ids = itertools.count()
+
+    @property
+    def used(self) -> int:
+        return len(self._refs)
+
+    def truncate(self, slot: Slot, n: int) -> None:
+        """Keep only the first ``n`` tokens of ``slot``."""
+        if len(slot.tokens) <= n:
+            return
+        self._remove(slot.sid, n)
+        for c in slot.cells[n:]:
+            if self._refs[c] > 1:
+                self._refs[c] -= 1
+            else:
+                del self._refs[c]
+        del slot.tokens[n:], slot.cells[n:]
+
+    def copy(self, src: Slot, dst: Slot, n: int) -> None:
+        """Give the empty ``dst`` the first ``n`` tokens of ``src``, sharing their cells."""
+        self._copy(src.sid, dst.sid, n)
+        dst.tokens[:] = src.tokens[:n]
+        dst.cells[:] = src.cells[:n]
+        for c in dst.cells:
+            self._refs[c] += 1
+
+    def append(self, slot: Slot, tokens: Sequence[int]) -> None:
+        for t in tokens:
+            c = next(self._ids)
+            self._refs[c] = 1
+            slot.tokens.append(t)
+            slot.cells.append(c)
+
+    def forget(self, slots: Sequence[Slot]) -> None:
+        """After the whole cache was cleared: no slot holds anything."""
+        for s in slots:
+            s.tokens.clear()
+            s.cells.clear()
+        self._refs.clear()
