@@ -94,3 +94,31 @@ def test_a_dropped_contemplating_stream_frees_the_engine(engine, served):
         time.sleep(0.2)
     assert msgs[0]["role"] == "user" and msgs[1]["extra"]["error"]["code"] == "request_cancelled"
     print(json.dumps({"small_request_s": round(small_s, 3), "tokens_after_drop": spent}))
+
+
+def test_a_request_queued_past_its_deadline_gets_a_503(tmp_path):
+    """One sequence slot, held by a long generation: a request that cannot start within the
+    server's --queue-timeout gets OpenAI's error object (503, engine_overloaded), and nothing is
+    decoded for it."""
+    from fastapi.testclient import TestClient
+
+    from openmuse.engines.local import LocalEngine
+    from openmuse.server.app import ServerConfig, create_app
+
+    settings = EngineSettings(n_seq_max=1, n_ctx=2048)
+    one = LocalEngine.shared(settings)
+    holder = one.stream(ChatRequest(messages=STORY, max_tokens=900, ignore_eos=True))
+    next(holder)  # the one slot is taken
+    try:
+        config = ServerConfig(engine=settings, database_url=f"sqlite:///{tmp_path}/q.db", queue_timeout_s=0.5)
+        with TestClient(create_app(config, engine=one), base_url="http://127.0.0.1") as client:
+            r = client.post("/v1/chat/completions", json={
+                "model": "muse-instant", "max_tokens": 8, "messages": [{"role": "user", "content": "Say hi."}]})
+            assert r.status_code == 503, r.text
+            err = r.json()["error"]
+            assert err["code"] == "engine_overloaded" and "queue timeout of 0.5 s" in err["message"]
+            conv = client.get("/v1/conversations").json()["data"][0]
+            msgs = client.get(f"/v1/conversations/{conv['id']}").json()["messages"]
+            assert msgs[0]["content"] == "Say hi." and msgs[1]["extra"]["error"]["code"] == "engine_overloaded"
+    finally:
+        holder.close()

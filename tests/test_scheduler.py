@@ -160,6 +160,24 @@ def test_closed_stream_or_failing_callback_frees_the_slot(engine):
     assert "Paris" in engine.generate(ask(QUESTIONS[0])).text  # the engine goes on
 
 
+def test_a_started_request_is_not_timed_out_for_its_next_call(two_slots):
+    """Contemplating's next wave waits its turn: the deadline covers a request's first start only."""
+    e = two_slots
+    control = RequestControl(queue_timeout_s=0.3)
+    assert e.generate(ask(QUESTIONS[0], 4), control=control).text  # the request's first call ran
+    holders = [e.stream(ask(f"Write a long story number {i}.", 800, ignore_eos=True)) for i in range(2)]
+    for h in holders:
+        next(h)
+    with ThreadPoolExecutor(1) as pool:
+        later = pool.submit(e.generate, ask(QUESTIONS[0], 8), control)
+        wait_until(lambda: e.scheduler.snapshot()["queued"] == 1)
+        time.sleep(0.6)  # past its deadline, still queued
+        assert not later.done()
+        holders[0].close()
+        assert "Paris" in later.result(timeout=120).text
+    holders[1].close()
+
+
 def test_queue_deadline_raises_engine_busy(two_slots):
     e = two_slots
     holders = [e.stream(ask(f"Write a long story number {i}.", 800, ignore_eos=True)) for i in range(2)]

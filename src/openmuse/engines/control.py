@@ -6,8 +6,9 @@ only ``generate_many`` / ``stream`` and never pass it themselves.
 
 - ``cancel()``: the request's sequences stop within one decode step (local engine) or its
   HTTP streams are closed (openai engine); the call raises ``Cancelled``.
-- ``queue_timeout_s``: the longest a call may wait for the engine before it starts; past it the
-  call raises ``EngineBusy`` (HTTP 503) instead of waiting on.
+- ``queue_timeout_s``: the longest a request may wait for the engine before its first sequence
+  starts; past it the call raises ``EngineBusy`` (HTTP 503) instead of waiting on. Once the
+  request has started, its later sequences and calls (Contemplating's next wave) wait their turn.
 - ``max_work_tokens``: the most tokens (prompt + max_tokens of every sequence, summed over all
   the request's calls) one request may put on the engine; one asking for more raises
   ``RequestTooLarge`` before anything is decoded. None: no cap.
@@ -38,6 +39,7 @@ class RequestControl:
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     work_tokens: int = 0  # charged so far (prompt + max_tokens per sequence)
+    started: bool = False  # one of its sequences has had a slot (the queue deadline no longer applies)
 
     def cancel(self) -> None:
         self._cancelled.set()

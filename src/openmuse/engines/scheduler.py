@@ -7,13 +7,14 @@ caller's thread, never here. Each step the scheduler:
 
 1. drops calls that were cancelled (``RequestControl.cancel``) or abandoned (a closed stream, a
    failed ``on_delta``): their slots are freed and their cells removed (``llama_memory_seq_rm``);
-2. admits queued sequences into free slots (``n_seq_max``) while the KV budget allows. Free slots
-   go round-robin: to the waiting call holding the fewest slots, then the one served least
-   recently, so a 1-sequence chat is not queued behind every agent of a 16-sequence call. A new sequence copies the longest prefix
-   it shares with any slot (running, or finished and kept as cache, ``llama_memory_seq_cp``), or
-   takes over the cached slot itself (the next chat turn). One that shares more with a prompt
-   still being prefilled waits for it, so 8 agents of one prompt prefill it once;
-3. fails queued calls past their deadline (``queue_timeout_s``) with ``EngineBusy``;
+2. admits queued sequences into free slots (``n_seq_max``) while the KV budget allows, round-
+   robin: to the waiting call holding the fewest slots, then the one served least recently (a
+   1-sequence chat does not queue behind every agent of a 16-sequence call). A new sequence
+   copies the longest prefix it shares with any slot (running, or finished and kept as cache),
+   or takes over the cached slot (the next chat turn); one that shares more with a prompt still
+   being prefilled waits for it, so 8 agents of one prompt prefill it once;
+3. fails queued calls past their deadline (``queue_timeout_s``) with ``EngineBusy``, only
+   while none of the request's sequences has started (no work thrown away half done);
 4. builds one ``llama_batch``: the next token of every decoding sequence, then prompt chunks of
    admitted sequences in the room left (``n_batch``), so prefill shares the decode call;
 5. decodes it, samples every sequence with its own sampler, hands out the text, and finishes
@@ -24,9 +25,9 @@ is admitted only when the cells in use, plus what every running sequence may sti
 prompt, ``max_tokens``), plus its own fit; cached slots are evicted (least recently used) to make
 room. Nothing is pre-empted: a running sequence keeps its slot until it finishes or is cancelled.
 
-A failed ``llama_decode`` of a batch that mixes calls is retried call by call, so only the call
-whose tokens cannot be decoded gets the error; an error in one call's sampling or text ends that
-call only. ``close()`` stops the thread; calls still open get ``EngineUnavailable``.
+A failed ``llama_decode`` of a mixed batch is retried call by call, so only the call whose tokens
+fail gets the error; an error in one call's sampling or text ends that call only. ``close()``
+stops the thread; calls still open get ``EngineUnavailable``.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class Call:
     control: RequestControl | None
     order: int
     t_submit: float
-    deadline: float | None  # time.perf_counter() by which every item must have a slot
+    deadline: float | None  # time.perf_counter() by which the request's first item must have a slot
     total: int
     held: int = 0  # slots its sequences hold now
     served: int = -1  # admission order of its latest sequence (round-robin)
@@ -90,8 +91,7 @@ class Scheduler:
         """Queue ``items`` as one call; yield its deltas and finished sequences as they come."""
         if not items:
             return
-        timeout = None if control is None else control.queue_timeout_s
-        now = time.perf_counter()
+        timeout, now = None if control is None else control.queue_timeout_s, time.perf_counter()
         call = Call(deque(items), control, next(self._orders), now,
                     None if timeout is None else now + timeout, len(items))
         with self._cv:
@@ -161,11 +161,8 @@ class Scheduler:
     def snapshot(self) -> dict[str, int]:
         """Running and queued sequences, cached slots and cells in use, read between steps."""
         return self.call_soon(lambda: {
-            "running": sum(s.seq is not None for s in self.slots),
-            "queued": sum(len(c.items) for c in self.calls),
-            "cached_slots": sum(s.seq is None and bool(s.tokens) for s in self.slots),
-            "cells_used": self.cells.used,
-        })
+            "running": sum(s.seq is not None for s in self.slots), "queued": sum(len(c.items) for c in self.calls),
+            "cached_slots": sum(s.seq is None and bool(s.tokens) for s in self.slots), "cells_used": self.cells.used})
 
     def close(self, timeout: float = 30.0) -> bool:
         """Stop the thread (open calls get ``EngineUnavailable``); True once it has stopped."""
@@ -237,7 +234,8 @@ class Scheduler:
     def _expire(self) -> None:
         now = time.perf_counter()
         for call in list(self.calls):
-            if call.items and call.deadline is not None and now >= call.deadline:
+            started = call.control is not None and call.control.started  # then it waits its turn
+            if call.items and not started and call.deadline is not None and now >= call.deadline:
                 self.e.stats["queue_timeouts"] += 1
                 self._end(call, EngineBusy(
                     f"the engine is busy: {len(call.items)} of this request's {call.total} sequence(s) could not "
@@ -304,6 +302,8 @@ class Scheduler:
         if slot is not src and src is not None and n:
             self.cells.copy(src, slot, n)
         call.items.popleft()
+        if call.control is not None:
+            call.control.started = True
         seq = self.e._start_seq(item.index, item.request, item.prompt, slot.sid)
         seq.t_admit = time.perf_counter()
         slot.seq, slot.call, slot.since = seq, call, next(self._orders)
