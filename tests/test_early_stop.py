@@ -12,6 +12,7 @@ import random
 import pytest
 
 from openmuse.bench.early_stop import (
+    heads,
     overturn_probability,
     plan,
     rule_old,
@@ -80,11 +81,14 @@ def test_a_certain_lead_is_never_overturned():
 
 
 def test_proposed_wave_plan():
-    assert plan(8) == [3, 3, 2]
-    assert plan(16) == [3, 3, 2, 4, 4]
-    assert plan(4) == [3, 1] and plan(6) == [3, 3] and plan(3) == [3] and plan(1) == [1]
+    assert plan(8) == [3, 3, 1, 1]
+    assert plan(16) == [3, 3, 1, 1, 4, 4]
+    assert plan(4) == [3, 1] and plan(6) == [3, 3] and plan(7) == [3, 3, 1] and plan(3) == [3] and plan(1) == [1]
     assert plan(8, (2, 1, 3, 2)) == [2, 1, 3, 2]
     assert all(sum(plan(n)) == n for n in range(1, 17))
+    hs = heads(8)  # the plans tuned over: three agents first, at most four waves
+    assert (3, 3, 1, 1) in hs and (3, 5) in hs and (3, 3, 2) in hs
+    assert all(h[0] == 3 and sum(h) == 8 and len(h) <= 4 for h in hs)
 
 
 def _row(answers, confs, target, family="sum", tokens=10):
@@ -103,10 +107,11 @@ def test_simulation_takes_the_first_waves_and_counts_what_changed():
     assert m["changed"] == 1 and m["lost"] == 1 and m["delta"] == -0.5
     assert m["token_saving"] == pytest.approx(0.75)
     new = simulate([agree, pair], rule_settled(0.5, 0.8), 8, plan(8))
-    assert [s["launched"] for s in new] == [3, 8]
+    # the pair row: no unanimity; after 7 agents "7" leads by 3.0 - 1.6 > 1 * 0.8
+    assert [s["launched"] for s in new] == [3, 7]
     m = summarize(new)
-    assert m["changed"] == 0 and m["delta"] == 0 and m["stopped_early"] == 1
-    assert m["token_saving"] == pytest.approx(5 / 16)
+    assert m["changed"] == 0 and m["delta"] == 0 and m["stopped_early"] == 2
+    assert m["token_saving"] == pytest.approx(1 - (3 + 7) / 16)
 
 
 def test_overturn_probability_falls_with_agreement_and_lead():
@@ -127,7 +132,7 @@ def test_study_real_model_few_items(engine, tmp_path):
     assert saved["env"]["cpus"] and saved["args"]["model"]
     rules = {r["name"]: r for r in saved["rules"]}
     proposed = next(r for r in saved["rules"] if r["proposed"])
-    assert proposed["waves"] == [3, 3, 2]
+    assert proposed["waves"] == [3, 3, 1, 1]
     for r in rules.values():
         for m in r["seeds"].values():
             assert m["items"] == 4 and 0 <= m["token_saving"] < 1
