@@ -1,23 +1,26 @@
-"""Early stop in Contemplating mode, studied offline on collected traces.
+"""``python -m openmuse.bench.early_stop``: early stop in Contemplating mode, studied offline
+on traces collected once, tuned on one seed and reported on others.
 
-1. *Collect* (the only model runs). For each seed, every agent of ``agents`` is run to the end
-   on every generated problem (``bench/problems.py``), through the mode's own
-   ``run_agents_many`` with early stop off (items' agents share engine batches). Per item and
-   agent: the extracted answer, the tail confidence, summaries of the token log-probabilities
-   (and the log-probabilities themselves), the approach, the wave the agent would be launched
-   in with early stop on, the finish reason and the prompt and completion tokens; per item its
-   family and target. The traces are written to a file, and ``--traces FILE`` re-runs the
-   study from it without the model.
-2. *Simulate.* Agents decode greedily and deterministically, so running waves (2, 2, 2, 2 at
-   8 agents) and stopping after wave w is taking the first agents of the full run up to that
-   wave (the engine batches other sequences beside them in the real mode, which can rarely
-   change a greedy token). For each rule: the confidence-weighted vote of the launched agents
-   against the vote of all of them, and the agent tokens (prompt and completion) against all,
-   per seed and per family.
-3. *Tune and hold out.* Rules are tuned on the first seed only; the other seeds are reported
-   with the same constants.
+1. *Collect* (the only model runs). For each seed, every agent is run to the end on every
+   generated problem (``bench/problems.py``), through the mode's own ``run_agents_many`` with
+   early stop off (items' agents share engine batches). Per item and agent: the extracted
+   answer, the tail confidence, summaries of the token log-probabilities (mean, min, last 8;
+   the log-probabilities themselves with ``--keep-logprobs``), the approach, the wave it
+   would be launched in by the mode's current plan, the finish reason, and the prompt and
+   completion tokens; per item its family and target. ``--traces FILE`` re-runs the study
+   from such a file without the model.
+2. *Simulate.* Agents decode greedily and deterministically, so launching waves and stopping
+   after one is taking the first agents of the full run (in the real mode other sequences
+   share the engine batch, which can rarely change a greedy token: ``--verify-seed`` runs the
+   mode itself with the proposed plan and rule and counts agreement). For each rule and wave
+   plan: the confidence-weighted vote of the launched agents against that of all agents
+   (accuracy, delta, answers changed), and agent tokens (prompt + completion) against all.
+3. *Tune and hold out.* Constants (and the proposed rule's wave plan) are chosen on the
+   first seed only: the fewest answers changed against all agents, then the most tokens
+   saved. The other seeds are reported unchanged, per family too, with a sweep of the
+   proposed rule's constants for the Pareto front.
 
-Results, arguments and environment go to one JSON file.
+Results, arguments and environment (``bench.environment``) go to ``early-stop-<stamp>.json``.
 """
 
 from __future__ import annotations
@@ -127,7 +130,7 @@ def simulate(rows: Sequence[dict[str, Any]], rule: Rule, agents: int,
             if launched < agents and rule(ag[:launched], agents - launched):
                 break
         es, full = _vote(ag[:launched]), _vote(ag)
-        out.append({"family": r["family"], "launched": launched, "es_hit": es == r["target"],
+        out.append({"family": r["family"], "launched": launched, "answer": es, "es_hit": es == r["target"],
                     "full_hit": full == r["target"], "same": es == full,
                     "tokens": _cost(ag[:launched]), "tokens_all": _cost(ag)})
     return out
@@ -312,6 +315,8 @@ def candidates(agents: int, tuned: dict[str, Any]) -> list[dict[str, Any]]:
          "waves": plan(agents, (2, 1, 1, 1, 1, 1, 1))},
         {"name": f"PROPOSED: unanimity of {SETTLE_AGREE} (conf >= {c}) or lead > {w} x remaining",
          "rule": rule_settled(c, w), "waves": plan(agents), "proposed": True},
+        {"name": "proposed without the confidence floor (0.0; chosen after seeing seeds 0, 7, 3)",
+         "rule": rule_settled(0.0, w), "waves": plan(agents)},
         {"name": "proposed rule on the current wave plan (until waves() changes)", "rule": rule_settled(c, w),
          "waves": waves(agents, True)},
         {"name": "proposed, a boundary after every agent past the third", "rule": rule_settled(c, w),
@@ -339,8 +344,8 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
            rule_args: dict[str, Any], progress: Callable[[str], None] | None = None,
            chunk: int = CHUNK) -> dict[str, Any]:
     """The mode itself with early stop on (its own ``run_agents_many``, with the proposed wave
-    plan and rule put in its place for the run), against the simulation from ``rows``: how
-    many items launched as many agents and ended with the same answer."""
+    plan and rule put in its place for the run), against the simulation from ``rows``: on how
+    many items it launched as many agents, and on how many it ended with the same answer."""
     import openmuse.modes.contemplating as mode_mod
 
     say = progress or (lambda _m: None)
@@ -360,7 +365,7 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
                 s = sim[start + k]
                 w = vote([t.text or None for t in trs], [t.extra["confidence"] for t in trs]).winner
                 same_launch += len(trs) == s["launched"]
-                same_answer += (w == p.answer) == s["es_hit"] and len(trs) == s["launched"]
+                same_answer += w == s["answer"]
                 hits += w == p.answer
                 tokens += sum(t.usage.prompt_tokens + t.usage.completion_tokens for t in trs)
             say(f"verify seed {seed}: {min(start + chunk, len(rows))}/{len(rows)} items")
@@ -368,7 +373,7 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
         mode_mod.waves, mode_mod.settled = saved
     n = len(rows)
     return {"seed": seed, "items": n, "waves": sizes, "rule": rule_args,
-            "same_agents_launched": same_launch, "same_outcome": same_answer,
+            "same_agents_launched": same_launch, "same_answer": same_answer,
             "accuracy_real": round(hits / n, 4), "accuracy_simulated": round(sum(s["es_hit"] for s in sim) / n, 4),
             "tokens_real": tokens, "tokens_simulated": sum(s["tokens"] for s in sim)}
 
@@ -471,7 +476,7 @@ def table(report: dict[str, Any]) -> str:
     if "verify" in report:
         v = report["verify"]
         lines.append(f"real mode vs simulation, seed {v['seed']}: same agents launched on "
-                     f"{v['same_agents_launched']}/{v['items']}, same outcome on {v['same_outcome']}/{v['items']}; "
+                     f"{v['same_agents_launched']}/{v['items']}, same answer on {v['same_answer']}/{v['items']}; "
                      f"accuracy {v['accuracy_real']:.3f} real vs {v['accuracy_simulated']:.3f} simulated; "
                      f"tokens {v['tokens_real']} vs {v['tokens_simulated']}")
     return "\n".join(lines)
