@@ -340,12 +340,19 @@ def sweep(rows_by_seed: dict[int, list[dict[str, Any]]], agents: int) -> list[di
     return out
 
 
+NOISE_CHUNK = 5  # conversations per call for the batch-noise rerun: items straddle engine sub-batches
+
+
 def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: int, budget: int,
            rule_args: dict[str, Any], progress: Callable[[str], None] | None = None,
-           chunk: int = CHUNK) -> dict[str, Any]:
+           chunk: int = CHUNK, noise_chunk: int | None = NOISE_CHUNK) -> dict[str, Any]:
     """The mode itself with early stop on (its own ``run_agents_many``, with the proposed wave
     plan and rule put in its place for the run), against the simulation from ``rows``: on how
-    many items it launched as many agents, and on how many it ended with the same answer."""
+    many items it launched as many agents, ended with the same answer, and how many of the
+    launched agents' answers differ from the traces (greedy tokens depend on which sequences
+    share the engine's batch). With ``noise_chunk``, all agents are run again with another
+    batch packing: the same comparison between two runs of all agents, the floor any real
+    early-stop run is measured against."""
     import openmuse.modes.contemplating as mode_mod
 
     say = progress or (lambda _m: None)
@@ -356,7 +363,8 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
     saved = mode_mod.waves, mode_mod.settled
     mode_mod.waves = lambda n, early_stop: plan(n) if early_stop and n > 3 else [n]
     mode_mod.settled = lambda a, w, rem, *_args, **_kw: settled(a, w, rem, **rule_args)
-    same_launch = same_answer = hits = tokens = 0
+    same_launch = same_answer = hits = tokens = agent_diff = launched = 0
+    real: list[str | None] = []
     try:
         for start in range(0, len(rows), chunk):
             part = problems[start:start + chunk]
@@ -364,18 +372,40 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
             for k, (p, (trs, _)) in enumerate(zip(part, runs)):
                 s = sim[start + k]
                 w = vote([t.text or None for t in trs], [t.extra["confidence"] for t in trs]).winner
+                real.append(w)
                 same_launch += len(trs) == s["launched"]
                 same_answer += w == s["answer"]
                 hits += w == p.answer
                 tokens += sum(t.usage.prompt_tokens + t.usage.completion_tokens for t in trs)
+                launched += len(trs)
+                agent_diff += sum((t.text or None) != a["answer"] for t, a in zip(trs, rows[start + k]["agents"]))
             say(f"verify seed {seed}: {min(start + chunk, len(rows))}/{len(rows)} items")
     finally:
         mode_mod.waves, mode_mod.settled = saved
     n = len(rows)
-    return {"seed": seed, "items": n, "waves": sizes, "rule": rule_args,
-            "same_agents_launched": same_launch, "same_answer": same_answer,
-            "accuracy_real": round(hits / n, 4), "accuracy_simulated": round(sum(s["es_hit"] for s in sim) / n, 4),
-            "tokens_real": tokens, "tokens_simulated": sum(s["tokens"] for s in sim)}
+    out: dict[str, Any] = {
+        "seed": seed, "items": n, "waves": sizes, "rule": rule_args,
+        "same_agents_launched": same_launch, "same_answer": same_answer,
+        "agent_answers_differing": agent_diff, "agents_launched": launched,
+        "accuracy_real": round(hits / n, 4), "accuracy_simulated": round(sum(s["es_hit"] for s in sim) / n, 4),
+        "accuracy_all_agents_traces": round(sum(s["full_hit"] for s in sim) / n, 4),
+        "tokens_real": tokens, "tokens_simulated": sum(s["tokens"] for s in sim)}
+    if noise_chunk:
+        again = collect(engine, seed, n, agents, budget, lambda m: say(f"noise rerun: {m}"), chunk=noise_chunk)
+        full = [_vote(r["agents"][:agents]) for r in rows]
+        full2 = [_vote(r["agents"][:agents]) for r in again]
+        out["batch_noise"] = {
+            "chunk": noise_chunk,
+            "agent_answers_differing": sum(a["answer"] != b["answer"] for r, r2 in zip(rows, again)
+                                           for a, b in zip(r["agents"][:agents], r2["agents"][:agents])),
+            "agents": n * agents,
+            "all_agents_answer_differing": sum(a != b for a, b in zip(full, full2)),
+            "accuracy_all_agents_rerun": round(sum(a == p.answer for a, p in zip(full2, problems)) / n, 4),
+            "real_early_stop_vs_rerun_answer_differing": sum(a != b for a, b in zip(real, full2)),
+            "proposed_on_rerun": {k: v for k, v in evaluate(again, rule_settled(**rule_args), agents, sizes).items()
+                                  if k != "per_family"},
+        }
+    return out
 
 
 def write_traces(path: Path, rows_by_seed: dict[int, list[dict[str, Any]]], args: dict[str, Any],
@@ -478,7 +508,16 @@ def table(report: dict[str, Any]) -> str:
         lines.append(f"real mode vs simulation, seed {v['seed']}: same agents launched on "
                      f"{v['same_agents_launched']}/{v['items']}, same answer on {v['same_answer']}/{v['items']}; "
                      f"accuracy {v['accuracy_real']:.3f} real vs {v['accuracy_simulated']:.3f} simulated; "
-                     f"tokens {v['tokens_real']} vs {v['tokens_simulated']}")
+                     f"tokens {v['tokens_real']} vs {v['tokens_simulated']}; "
+                     f"{v['agent_answers_differing']}/{v['agents_launched']} launched agents' answers differ from the traces")
+        if "batch_noise" in v:
+            b = v["batch_noise"]
+            lines.append(f"batch noise, all agents rerun with {b['chunk']} items per call: "
+                         f"{b['agent_answers_differing']}/{b['agents']} agents' answers and "
+                         f"{b['all_agents_answer_differing']}/{v['items']} final answers differ; accuracy "
+                         f"{b['accuracy_all_agents_rerun']:.3f} vs {v['accuracy_all_agents_traces']:.3f}; the real "
+                         f"early-stop run's answers differ from the rerun's on "
+                         f"{b['real_early_stop_vs_rerun_answer_differing']}/{v['items']}")
     return "\n".join(lines)
 
 

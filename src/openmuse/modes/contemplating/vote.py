@@ -89,18 +89,20 @@ def settled(
       is at most 1) the lead is certain; below it, plausible.
     Without confidences every vote weighs 1 and the lead must be certain.
 
-    What it covers: agents that decode greedily with distinct prompts, answers normalised by
-    ``answers.extract``, confidence the tail confidence (``tail_confidence``), the final
-    answer the confidence-weighted vote of the launched agents. Unanimity of two agents does
-    not settle: on the tuning seed, two agreeing agents were overturned by the rest on 11% of
-    items (and a confidence threshold that hid this selected problem families by their
-    typical confidence, which did not hold out of sample); three agreeing agents, 1%.
-    What it does not cover: sampled agents, other aggregators (the synthesizer), and more
-    than 8 agents (measured at 8; at 16 the remaining agents can overturn more).
-    Constants: chosen on generated problems of seed 11 (``bench/early_stop.py``) as the most
-    tokens saved with no answer changed against all 8 agents, then reported unchanged on
-    held-out seeds. The unanimity test needs a wave boundary at ``min_agree`` agents (a first
-    wave of three)."""
+    What it covers: agents that decode greedily with distinct prompts (the packaged launch
+    order), answers normalised by ``answers.extract``, confidence the tail confidence
+    (``tail_confidence``), the final answer the confidence-weighted vote of the launched
+    agents, at 8 agents with the wave plan 3, 3, 1, 1. Unanimity of two agents does not
+    settle: on the tuning seed the rest overturned two agreeing agents on 11% of items, and
+    the confidence threshold that hid this there (0.6) selected problem families by their
+    typical confidence and lost answers out of sample; three agreeing agents, 1%.
+    What it does not cover: sampled agents, the synthesizer (early stop is measured against
+    the confidence-weighted vote of all agents), and more than 8 agents (at 16 it changed 2%
+    of answers against all 16 on one seed; measured, not tuned).
+    Constants: chosen on generated problems of seed 11 (``bench/early_stop.py``: the fewest
+    answers changed against all 8 agents, then the most tokens saved, with the wave plan),
+    then reported unchanged on held-out seeds (docs/bench/early-stop-*.json). The unanimity
+    test needs a wave boundary at ``min_agree`` agents (a first wave of three)."""
     has_conf = weights is not None and any(w is not None for w in weights)
     ws = [(w or 0.0) for w in weights] if has_conf else [1.0] * len(answers)  # type: ignore[union-attr]
     r = vote(answers, ws)
