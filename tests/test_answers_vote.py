@@ -65,9 +65,11 @@ def test_tail_confidence():
 
 def test_settled_rules():
     kw = {"min_confidence": 0.5, "max_weight": 0.7}
-    # with confidences: two confident agents that agree settle it; a hesitant one does not
-    assert settled(["4", "4"], [0.8, 0.6], remaining=6, **kw)
-    assert not settled(["4", "4"], [0.8, 0.4], remaining=6, **kw)
+    # with confidences: two agreeing agents never settle it (tests/test_early_stop.py has more);
+    # three confident agents that agree do; a hesitant one does not
+    assert not settled(["4", "4"], [0.8, 0.6], remaining=6, **kw)
+    assert settled(["4", "4", "4"], [0.8, 0.6, 0.7], remaining=5, **kw)
+    assert not settled(["4", "4", "4"], [0.8, 0.4, 0.7], remaining=5, **kw)
     assert not settled(["4", "5"], [0.9, 0.9], remaining=6, **kw)
     # a weighted lead of 0.9+0.8+0.8-0.3 = 2.2 > 3 * 0.7 = 2.1 with three left; not with four
     assert settled(["4", "4", "4", "5"], [0.9, 0.8, 0.8, 0.3], remaining=3, **kw)
