@@ -141,3 +141,27 @@ def bench_serve(levels: str, requests: int, max_tokens: int, out_path: str | Non
 
 
 # --- muse eval: the evaluation harness (openmuse.evals) ---------------------------------------
+
+
+@bench.command("early-stop")
+@engine_options
+@click.option("--seeds", default="11,0,7", show_default=True, help="Problem seeds: the first tunes, the rest are held out.")
+@click.option("--items", type=click.IntRange(min=4), default=200, show_default=True, help="Problems per seed.")
+@click.option("--agents", type=click.IntRange(2, 16), default=8, show_default=True, help="Agents run on every item.")
+@click.option("--budget", type=click.IntRange(min=8), default=64, show_default=True, help="Tokens per agent.")
+@click.option("--traces", default=None, metavar="FILE", help="Study these collected traces instead of running the model.")
+@click.option("--out", "out_dir", default=None, help="Folder for the results (default: results/).")
+@handle_errors
+def bench_early_stop(seeds: str, items: int, agents: int, budget: int, traces: str | None, out_dir: str | None,
+                     **kw) -> None:
+    """Contemplating's early stop studied on traces of every agent: tuned on the first seed, reported on the rest."""
+    from ..bench.early_stop import run_study, table
+
+    seed_list = _int_list(seeds, "--seeds")
+    if len(seed_list) < 2:
+        raise ConfigError("--seeds needs a tuning seed and at least one held-out seed")
+    engine = None if traces else _load_engine(_engine_settings(kw))
+    report, path = run_study(engine, seed_list, items, agents, budget, out_dir,
+                             progress=lambda m: err.print(f"[dim]{m}[/]"), traces=traces)
+    out.print(table(report), markup=False)
+    out.print(f"[dim]written to {path}[/]")

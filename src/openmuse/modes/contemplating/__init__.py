@@ -3,10 +3,10 @@
 - Agents (``agents.py``): distinct approaches from ``prompts/contemplating.yaml``, greedy; all
   of a wave go to the engine in ONE ``generate_many`` call (one multi-sequence llama.cpp batch
   on the local engine, concurrent requests on HTTP engines).
-- Early stop (on by default): agents are launched in waves of two (four past the eighth);
-  once the launched agents' answers are settled (``vote.settled``: unanimous and each
-  confident, or a confidence-weighted lead the rest could not plausibly overturn), the rest
-  are never launched and the synthesizer is not needed. The result reports the tokens saved
+- Early stop (on by default): agents are launched in waves of 3, 3, 1, 1 (four past the
+  eighth); once the launched agents' answers are settled (``vote.settled``: at least three,
+  unanimous and each confident, or a confidence-weighted lead the rest could not plausibly
+  overturn), the rest are never launched and the synthesizer is not needed. The result reports the tokens saved
   against running all N.
 - Stages, each callable on its own (benchmarks use them): ``run_agents`` / ``run_agents_many``
   (the waves, with early stop) and ``merge`` (votes, synthesis, the typed trace).
@@ -34,7 +34,7 @@ from .. import budget as budgets
 from ..base import Mode, ModeOptions, OnEvent, last_question
 from . import agents as agents_mod
 from . import synthesis
-from .vote import VoteResult, settled, vote
+from .vote import SETTLE_AGREE, SETTLE_CONFIDENCE, SETTLE_WEIGHT, VoteResult, settled, vote
 
 
 class ContemplatingOptions(ModeOptions):
@@ -46,11 +46,14 @@ class ContemplatingOptions(ModeOptions):
     # "synthesis" lets the synthesizer write the final answer.
     aggregator: Literal["synthesis", "confidence", "majority"] = Field(
         default="confidence", description="What decides the final answer.")
-    # Early stop (vote.settled): the least confidence of each agent in a unanimous wave, and the
-    # weight each remaining agent is assumed to carry against a lead. Tuned on seed 11.
-    settle_confidence: float = Field(default=0.5, ge=0.0, le=1.0,
+    # Early stop (vote.settled): how many agreeing agents settle it, each agent's least confidence
+    # then, and the weight each remaining agent is assumed to carry against a lead. Tuned on
+    # seed 11 with the wave plan (bench/early_stop.py; held-out seeds in docs/bench/early-stop-*).
+    settle_agree: int = Field(default=SETTLE_AGREE, ge=2, le=16,
+                              description="Early stop: agreeing agents (all launched) that settle the answer.")
+    settle_confidence: float = Field(default=SETTLE_CONFIDENCE, ge=0.0, le=1.0,
                                      description="Early stop: least confidence of each agent in a unanimous wave.")
-    settle_weight: float = Field(default=0.7, gt=0.0, le=1.0,
+    settle_weight: float = Field(default=SETTLE_WEIGHT, gt=0.0, le=1.0,
                                  description="Early stop: weight each remaining agent could add against a lead.")
 
 
@@ -62,16 +65,21 @@ class AgentsRun:
     skipped: int = 0
 
 
+WAVE_HEAD = (3, 3, 1, 1)  # waves up to the eighth agent, tuned with the rule on seed 11
+
+
 def waves(n: int, early_stop: bool) -> list[int]:
-    """Wave sizes: all at once without early stop; else waves of two agents up to the eighth,
-    then waves of four (8 agents: 2, 2, 2, 2; 16: 2, 2, 2, 2, 4, 4)."""
-    if not early_stop or n <= 2:
+    """Wave sizes: all at once without early stop; else 3, 3, 1, 1 up to the eighth agent
+    (unanimity can settle from three agents; no more waves than the 2, 2, 2, 2 it replaced),
+    then waves of four (8 agents: 3, 3, 1, 1; 16: 3, 3, 1, 1, 4, 4)."""
+    if not early_stop or n <= 3:
         return [n]
     sizes, launched = [], 0
-    while launched < n:
-        size = min(2 if launched < 8 else 4, n - launched)
-        sizes.append(size)
-        launched += size
+    for size in (*WAVE_HEAD, *[4] * n):
+        if launched >= n:
+            break
+        sizes.append(min(size, n - launched))
+        launched += sizes[-1]
     return sizes
 
 
@@ -186,7 +194,7 @@ class ContemplatingMode(Mode):
             for q in list(live):
                 tr = runs[q].traces
                 if settled([t.answer for t in tr], [t.confidence for t in tr], o.agents - start,
-                           o.settle_confidence, o.settle_weight):
+                           o.settle_confidence, o.settle_weight, min_agree=o.settle_agree):
                     live.remove(q)
                     runs[q].skipped = o.agents - start
                     for i in range(start, o.agents):
