@@ -22,7 +22,6 @@ spy on it). Exceptions are the front doors' to turn into one-line errors or erro
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -150,24 +149,6 @@ class Assistant:
                     return replaced
                 req.result = replaced
         return None if stage == "before" else req.result
-
-    def answer_many(self, conversations: Sequence[Sequence[Message]], mode: str | Mode = "instant",
-                    options: ModeOptions | Mapping[str, Any] | None = None, *, workers: int = 8,
-                    on_done: Callable[[int, Result | BaseException], None] | None = None) -> list[Result | BaseException]:
-        """Each conversation through ``answer``, ``workers`` at a time: the engine's scheduler
-        merges their sequences into its running batch. An item that fails gives its exception
-        in its place (``on_done(i, result_or_error)`` as each finishes)."""
-        def one(i: int) -> Result | BaseException:
-            try:
-                out: Result | BaseException = self.answer(conversations[i], mode, options)
-            except Exception as e:  # one item's error is that item's result
-                out = e
-            if on_done:
-                on_done(i, out)
-            return out
-
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(conversations) or 1))) as pool:
-            return list(pool.map(one, range(len(conversations))))
 
 
 def _media_report(raw: dict[str, Any] | None) -> MediaReport | None:
