@@ -202,9 +202,7 @@ def run_study(engine: Engine | None, seeds: Sequence[int], items: int, agents: i
     ``early-stop-<stamp>.json`` (and, when it collected, ``early-stop-traces-<stamp>.json.gz``,
     the token log-probabilities themselves only with ``keep_logprobs``: the study uses their
     summaries) under ``out_dir``; returns the report and the path of its file."""
-    say = progress or (lambda _m: None)
-    t0 = time.perf_counter()
-    out = Path(out_dir or "results")
+    say, t0, out = progress or (lambda _m: None), time.perf_counter(), Path(out_dir or "results")
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     if traces:

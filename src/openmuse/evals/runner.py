@@ -97,18 +97,10 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def run_eval(
-    task: Task,
-    mode_name: str,
-    mode_options: ModeOptions,
-    assistant: Assistant,
-    engine_info: dict[str, Any],
-    limit: int | None = None,
-    out_dir: str | Path | None = None,
-    grader: Engine | None = None,
-    grader_info: dict[str, Any] | None = None,
-    console: Any = None,
-) -> tuple[dict[str, Any], Path]:
+def run_eval(task: Task, mode_name: str, mode_options: ModeOptions, assistant: Assistant,
+             engine_info: dict[str, Any], limit: int | None = None, out_dir: str | Path | None = None,
+             grader: Engine | None = None, grader_info: dict[str, Any] | None = None,
+             console: Any = None) -> tuple[dict[str, Any], Path]:
     """Run (or resume) ``task`` and write the run folder; returns the summary and the folder.
     Every prompt goes through ``assistant`` (the same validation, media checks and mode as the
     CLI and the server)."""
