@@ -1,6 +1,6 @@
-"""Run records: what every benchmark, study and evaluation writes beside its results — the
-arguments it ran with and the environment it ran in — and how it writes them (whole files,
-replaced atomically, so a killed run never leaves half a JSON)."""
+"""Run records: the environment every benchmark, study and evaluation writes beside its results
+and its arguments, and how a record is written (whole files, replaced atomically, so a killed
+run never leaves half a JSON)."""
 
 from __future__ import annotations
 
@@ -29,12 +29,3 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
     os.replace(tmp, path)
     return path
-
-
-def record(name: str, args: dict[str, Any], results: dict[str, Any], out: str | Path | None = None) -> Path:
-    """A run record: ``{"args", "env", **results}`` written to ``out`` (a file, or a folder
-    where it goes as ``NAME-<time>.json``; default ``results/``)."""
-    path = Path(out) if out else Path("results")
-    if path.suffix != ".json":
-        path = path / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    return write_json(path, {"args": args, "env": environment(), **results})

@@ -112,41 +112,17 @@ FinishReason = Literal["stop", "length", "budget"]
 
 
 class Completion(BaseModel):
-    """What every engine call and every mode returns."""
+    """What every engine call returns (modes return the typed ``assistant.result.Result``)."""
 
     text: str = ""  # the answer
     reasoning: str = ""  # reasoning kept apart from the answer
     finish_reason: FinishReason = "stop"
     usage: Usage = Field(default_factory=Usage)
     model: str = ""
-    mode: str | None = None
-    # wall_s always; engines add prompt_s / decode_s; modes add per-phase times.
+    # wall_s always; engines add prompt_s / decode_s.
     timings: dict[str, float] = Field(default_factory=dict)
     # Log-probability of each generated token, when the request asked for them.
     token_logprobs: list[float] | None = None
-    # Per-agent results for modes that run several (kept whole, viewable).
-    agents: list[Completion] = Field(default_factory=list)
-    extra: dict[str, Any] = Field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        """The CLI's ``--json`` object."""
-        out: dict[str, Any] = {
-            "answer": self.text,
-            "reasoning": self.reasoning,
-            "mode": self.mode,
-            "model": self.model,
-            "finish_reason": self.finish_reason,
-            "usage": {
-                "prompt_tokens": self.usage.prompt_tokens,
-                "completion_tokens": self.usage.completion_tokens,
-                "reasoning_tokens": self.usage.reasoning_tokens,
-            },
-            "timings": self.timings,
-        }
-        if self.agents:
-            out["agents"] = [a.to_json() for a in self.agents]
-        out.update(self.extra)
-        return out
 
 
 DeltaKind = Literal["reasoning", "answer", "agent", "status"]

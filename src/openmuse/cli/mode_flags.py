@@ -17,9 +17,8 @@ from typing import Any
 
 import click
 from click.core import ParameterSource
-from pydantic import ValidationError
 
-from ..errors import ConfigError
+from ..errors import ConfigError, OptionError
 from ..modes import mode_class, mode_classes
 
 
@@ -73,8 +72,7 @@ def options_for(kw: dict, mode: str, ctx: click.Context | None) -> dict[str, Any
             raise ConfigError(f"--{field.replace('_', '-')} is not an option of mode {mode} "
                               f"(it takes {', '.join('--' + f.replace('_', '-') for f in takes)})")
     try:  # a bad value is an error naming its flag
-        mode_class(mode).Options(**given)
-    except ValidationError as e:
-        first = e.errors()[0]
-        raise ConfigError(f"invalid value for --{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from None
+        mode_class(mode).parse_options(given)
+    except OptionError as e:
+        raise ConfigError(f"invalid value for --{e.field.replace('_', '-')}: {str(e).rsplit(': ', 1)[-1]}") from None
     return given

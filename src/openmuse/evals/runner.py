@@ -25,7 +25,7 @@ from ..assistant import Assistant, Result
 from ..engines.base import Engine
 from ..errors import ContextOverflow
 from ..modes import ModeOptions
-from ..records import environment
+from ..records import environment, write_json
 from ..types import Usage
 from .task import DataError, EvalContext, Task
 
@@ -91,12 +91,6 @@ def _short(v: Any) -> str:
     return s if len(s) <= 60 else s[:57] + "…"
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
-    os.replace(tmp, path)
-
-
 def run_eval(task: Task, mode_name: str, mode_options: ModeOptions, assistant: Assistant,
              engine_info: dict[str, Any], limit: int | None = None, out_dir: str | Path | None = None,
              grader: Engine | None = None, grader_info: dict[str, Any] | None = None,
@@ -119,7 +113,7 @@ def run_eval(task: Task, mode_name: str, mode_options: ModeOptions, assistant: A
     ident = json.loads(json.dumps(ident))  # as it is stored (tuples become lists), so resumes compare equal
     manifest, run_index = _open_run(out, ident, limit)
     done = {r["id"]: r for r in _read_done(out / ITEMS)}
-    _write_json(out / RUN, manifest)
+    write_json(out / RUN, manifest)
     ctx = EvalContext(engine=engine, grader=grader)
     pending = [it for it in items if it.id not in done]
     calls = 0
@@ -136,7 +130,7 @@ def run_eval(task: Task, mode_name: str, mode_options: ModeOptions, assistant: A
                 os.fsync(fh.fileno())
                 done[it.id] = rec
                 manifest["runs"][-1]["items_run"] += 1
-                _write_json(out / RUN, manifest)  # the count survives a kill
+                write_json(out / RUN, manifest)  # the count survives a kill
                 finished += 1
                 hits += rec["score"]
                 if progress:
@@ -144,10 +138,10 @@ def run_eval(task: Task, mode_name: str, mode_options: ModeOptions, assistant: A
     finally:
         if progress:
             progress.stop()
-        _write_json(out / RUN, manifest)
+        write_json(out / RUN, manifest)
     records = [done[it.id] for it in items]
     summary = summarize(task, records, manifest, run_index, calls, len(pending))
-    _write_json(out / SUMMARY, summary)
+    write_json(out / SUMMARY, summary)
     (out / TABLE).write_text(markdown(summary), "utf-8")
     plot_run(records, summary, out / PLOT)
     return summary, out
