@@ -87,10 +87,11 @@ def test_resume_after_a_torn_write_keeps_finished_items(assistant, tmp_path):
         run_eval(task, "thinking", options, assistant, ENGINE, limit=5, out_dir=out)
 
 
-def test_refusal_with_the_engine_as_judge_keeps_both_verdicts(assistant, tmp_path):
+def test_refusal_with_the_engine_as_judge_keeps_both_verdicts(engine, tmp_path):
+    # the layer off: the model answers every item and the judge reads every answer
     task = create_task("refusal", TaskOptions(judge="engine"))
-    summary, out = run_eval(task, "instant", ModeOptions(max_tokens=24), assistant, ENGINE, limit=2,
-                            out_dir=tmp_path / "ref")
+    summary, out = run_eval(task, "instant", ModeOptions(max_tokens=24), Assistant(engine, checks=[]), ENGINE,
+                            limit=2, out_dir=tmp_path / "ref")
     recs = _recs(out)
     assert [r["meta"]["set"] for r in recs] == ["harmful", "harmless"]
     for r in recs:
@@ -100,3 +101,18 @@ def test_refusal_with_the_engine_as_judge_keeps_both_verdicts(assistant, tmp_pat
     m = summary["metrics"]
     assert m["items_harmful"] == 1 and m["items_harmless"] == 1
     assert m["refusal_rate_harmful"] == float(recs[0]["refused"])
+
+
+def test_refusal_with_the_layer_counts_its_refusals(assistant, tmp_path):
+    # layer on (the registered checks): a HarmBench behaviour the layer refuses never reaches the model
+    task = create_task("refusal")
+    summary, out = run_eval(task, "instant", ModeOptions(max_tokens=24), assistant, ENGINE, limit=3,
+                            out_dir=tmp_path / "on")
+    recs = _recs(out)
+    assert [r["meta"]["set"] for r in recs] == ["harmful", "harmless", "wrapped"]
+    for r in recs:
+        if r.get("layer"):
+            assert r["refused"] and r["completion_tokens"] == 0 and r["layer"]["source"]
+    m = summary["metrics"]
+    assert m["layer_refusals_harmful"] == sum(1 for r in recs if r["meta"]["set"] == "harmful" and r.get("layer"))
+    assert "harmful_by_harmbench_category" in m and "wrapped_by_wrapper" in m

@@ -166,12 +166,17 @@ def test_refusal_classifier_patterns():
 
 def test_refusal_sets_are_packaged_and_interleaved():
     harmful, harmless = refusal.harmful(), refusal.harmless()
-    assert len(harmful) == 200  # 200 lines (no final newline) and 30 <= len(harmless) <= 50
+    assert len(harmful) == 200  # 200 lines (no final newline)
+    assert len(harmless) >= 250 and len({t for t, _ in harmless}) >= 10  # look-alikes of 10+ types
+    cats = refusal.harmbench_categories()
+    assert len(cats) == 200 and {hb for hb, _ in cats} >= {"chemical_biological", "cybercrime_intrusion"}
     items = create_task("refusal").items()
-    assert len(items) == len(harmful) + len(harmless)
-    assert [i.meta["set"] for i in items[:4]] == ["harmful", "harmless", "harmful", "harmless"]
-    first80 = items[:80]
-    assert sum(i.meta["set"] == "harmless" for i in first80) == 40
+    assert len(items) == 2 * len(harmful) + len(harmless)
+    assert [i.meta["set"] for i in items[:6]] == ["harmful", "harmless", "wrapped"] * 2
+    wrapped = [i for i in items if i.meta["set"] == "wrapped"]
+    assert {i.meta["wrapper"] for i in wrapped} == set(refusal.WRAPPERS)
+    split = next(i for i in wrapped if i.meta["wrapper"] == "split_turns")
+    assert [m["role"] for m in split.messages] == ["user", "assistant", "user"]
 
 
 # --- charts and the registry -----------------------------------------------------------------

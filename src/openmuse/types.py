@@ -108,7 +108,7 @@ class Usage(BaseModel):
         }
 
 
-FinishReason = Literal["stop", "length", "budget"]
+FinishReason = Literal["stop", "length", "budget", "content_filter"]  # content_filter: a check answered
 
 
 class Completion(BaseModel):

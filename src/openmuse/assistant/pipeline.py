@@ -21,16 +21,19 @@ spy on it). Exceptions are the front doors' to turn into one-line errors or erro
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .. import registry
 from ..engines.base import Engine
+from ..errors import ConfigError
 from ..engines.control import RequestControl, bound
 from ..media import MediaSettings, prepare_media
 from ..modes import Mode, ModeOptions, mode_class
 from ..modes.base import OnEvent, check_messages
+from ..safety.settings import PROFILES, SafetySettings
 from ..types import Message
 from .result import CheckRecord, EngineReport, MediaPartReport, MediaReport, Result
 
@@ -48,6 +51,10 @@ class Request:
     media: MediaReport | None = None
     asked: list[Message] = field(default_factory=list)  # the conversation as it came, media unprepared
     result: Result | None = None
+    # The profile asked for ("health"; "auto": a check decides, e.g. the health profile for a
+    # medical question; "off"). A ``before`` check may also add guidance to ``messages``.
+    profile: str = "auto"
+    notes: dict[str, Any] = field(default_factory=dict)  # what a check keeps from before to after
 
 
 class Check(Protocol):
@@ -71,23 +78,36 @@ def resolve_mode(name: str | Mode, options: ModeOptions | Mapping[str, Any] | No
     return mode_class(name)(options)
 
 
-def registered_checks() -> list[Check]:
-    """One instance of every check registered in ``openmuse.checks``."""
-    return [registry.load("check", name)() for name in registry.names("check")]
+def registered_checks(settings: SafetySettings | None = None) -> list[Check]:
+    """One instance of every check registered in ``openmuse.checks``, in their ``order`` (the
+    safety layer first, then the health profile, then the rest by name). A check class whose
+    constructor takes an argument is given the ``SafetySettings``."""
+    settings = settings or SafetySettings()
+    classes = [registry.load("check", name) for name in registry.names("check")]
+    classes.sort(key=lambda c: getattr(c, "order", 50))
+    out = []
+    for cls in classes:
+        try:
+            takes = bool(inspect.signature(cls).parameters)
+        except (TypeError, ValueError):
+            takes = False
+        out.append(cls(settings) if takes else cls())
+    return out
 
 
 @dataclass
 class Assistant:
     engine: Engine
     media: MediaSettings = field(default_factory=MediaSettings)
-    checks: Sequence[Check] | None = None  # None: the registered ones
+    checks: Sequence[Check] | None = None  # None: the registered ones, built with ``safety``
+    safety: SafetySettings = field(default_factory=SafetySettings)
     # Each request's hold on the engine (engines/control.py): None waits / allows any size.
     queue_timeout_s: float | None = None
     max_request_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if self.checks is None:
-            self.checks = registered_checks()
+            self.checks = registered_checks(self.safety)
 
     def mode(self, name: str | Mode, options: ModeOptions | Mapping[str, Any] | None = None) -> Mode:
         return resolve_mode(name, options)
@@ -98,14 +118,15 @@ class Assistant:
     def answer(self, messages: Sequence[Message], mode: str | Mode = "instant",
                options: ModeOptions | Mapping[str, Any] | None = None, on_event: OnEvent | None = None, *,
                media_names: Mapping[tuple[int, int], str] | None = None, control: RequestControl | None = None,
-               on_step: OnStep | None = None) -> Result:
+               on_step: OnStep | None = None, profile: str | None = None) -> Result:
         """Answer ``messages`` with ``mode``: the six steps of the module docstring, in order."""
-        req = self.prepare(messages, mode, options, media_names=media_names, on_step=on_step)
+        req = self.prepare(messages, mode, options, media_names=media_names, on_step=on_step, profile=profile)
         return self.run(req, on_event, control=control, on_step=on_step)
 
     def prepare(self, messages: Sequence[Message], mode: str | Mode = "instant",
                 options: ModeOptions | Mapping[str, Any] | None = None, *,
-                media_names: Mapping[tuple[int, int], str] | None = None, on_step: OnStep | None = None) -> Request:
+                media_names: Mapping[tuple[int, int], str] | None = None, on_step: OnStep | None = None,
+                profile: str | None = None) -> Request:
         """Steps 1-2 alone: the conversation and the mode validated, the media checked and
         prepared. A front door that must act before the mode runs (the server stores the
         question) calls ``prepare`` then ``run``; ``answer`` does both."""
@@ -114,9 +135,13 @@ class Assistant:
         msgs = [m if isinstance(m, Message) else Message(**m) for m in messages]
         check_messages(msgs)
         m = self.mode(mode, options)
+        profile = profile or self.safety.profile
+        if profile not in PROFILES:
+            raise ConfigError(f"unknown profile '{profile}' (use one of: {', '.join(PROFILES)})")
         step("prepare")
         prepared = prepare_media(msgs, self.engine.capabilities, self.media, dict(media_names or {}))
-        return Request(messages=prepared.messages, mode=m, media=_media_report(prepared.report()), asked=msgs)
+        return Request(messages=prepared.messages, mode=m, media=_media_report(prepared.report()), asked=msgs,
+                       profile=profile)
 
     def run(self, req: Request, on_event: OnEvent | None = None, *, control: RequestControl | None = None,
             on_step: OnStep | None = None) -> Result:
@@ -147,7 +172,7 @@ class Assistant:
                 replaced = replaced.model_copy(update={"mode": replaced.mode or req.mode.name})
                 if stage == "before":
                     return replaced
-                req.result = replaced
+                req.result = replaced.model_copy(update={"revised_by": [*replaced.revised_by, c.name]})
         return None if stage == "before" else req.result
 
 

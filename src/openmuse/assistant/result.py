@@ -136,6 +136,9 @@ class CheckRecord(_Typed):
     category: str | None = None
     score: float | None = None
     detail: str = ""
+    source: str = ""  # what decided: "rules", "classifier", "guard:<format>", "red-flags" …
+    flags: list[str] = Field(default_factory=list)  # e.g. jailbreak markers, red flags, missing context
+    ms: float = 0.0  # time the check took
 
 
 class Result(_Typed):
@@ -150,6 +153,8 @@ class Result(_Typed):
     media: MediaReport | None = None
     engine: EngineReport | None = None
     checks: list[CheckRecord] = Field(default_factory=list)
+    # checks that rewrote the mode's answer after it ran (a streamed answer was sent before)
+    revised_by: list[str] = Field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` / ``muse`` object (``docs/result.schema.json``)."""

@@ -18,7 +18,8 @@ from ..modes.base import check_messages
 from ..modes.contemplating import ContemplatingMode
 from ..modes.grounding import GroundingMode
 from ..types import Delta, Message
-from .common import (_engine_settings, _load_engine, _media_settings, _mode_options, cli, engine_options, err,
+from .common import (_engine_settings, _load_engine, _media_settings, _mode_options, _safety_settings, cli,
+                     engine_options, err, safety_options,
                      ground_options, handle_errors, media_input_options, media_limit_options, mode_options, out)
 
 class Printer:
@@ -83,10 +84,19 @@ def _ask(assistant: Assistant, mode: Mode, messages: list[Message], as_json: boo
     finally:
         show.stop() if isinstance(show, Lanes) else show.finish()
         steps.stop()
+    if result.revised_by or (result.finish_reason == "content_filter" and not result.usage.completion_tokens):
+        # a check answered before the mode (nothing was shown) or rewrote what was shown
+        if result.revised_by:
+            err.print(f"[yellow]revised by the {' and '.join(result.revised_by)} check:[/]")
+        out.print(result.answer, markup=False)
+    for c in result.checks:
+        if c.decision != "allow":
+            what = ", ".join(x for x in (c.category, c.source) if x)
+            err.print(f"[dim]{c.name} {c.stage}: {c.decision} ({what})[/]", markup=True, highlight=False)
     if result.media:
         for p in result.media.parts:
             err.print(f"[dim]{p.part} ({p.name}): {_seen(p.via)}[/]", markup=True, highlight=False)
-    if isinstance(result.trace, ContemplationTrace) and agents > 1:
+    if isinstance(result.trace, ContemplationTrace) and agents > 1 and not result.revised_by:
         _show_contemplation(result.trace, show_thinking)
     elif isinstance(result.trace, GroundingTrace):
         _save_grounding(result, names, ground_out)
@@ -146,6 +156,7 @@ def _save_grounding(result: Result, names: dict | None, ground_out: str | None) 
 @media_input_options
 @media_limit_options
 @ground_options
+@safety_options
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str,
@@ -158,6 +169,7 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
     if text == "-":
         text = sys.stdin.read().strip()
     media_settings = _media_settings(kw)
+    safety = _safety_settings(kw)
     files = [*parts_from_files("image", list(images), media_settings),
              *parts_from_files("audio", list(audios), media_settings),
              *parts_from_files("video", list(videos), media_settings)]
@@ -176,7 +188,7 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
     engine = _load_engine(_engine_settings(kw))
     if isinstance(m, GroundingMode):
         GroundingMode.image_and_question(engine, messages)  # a clear error before anything is sent
-    _ask(Assistant(engine, media_settings), m, messages, as_json, show_thinking, names, ground_out)
+    _ask(Assistant(engine, media_settings, safety=safety), m, messages, as_json, show_thinking, names, ground_out)
 
 
 def _seen(via: str) -> str:
@@ -189,15 +201,17 @@ def _seen(via: str) -> str:
 @cli.command()
 @engine_options
 @mode_options
+@safety_options
 @handle_errors
 def chat(show_thinking: bool, mode: str, **kw) -> None:
     """An interactive conversation that keeps its history.
 
     Commands: /mode NAME, /budget N, /clear, /exit."""
+    safety = _safety_settings(kw)
     options = _mode_options(kw, mode)
     m = resolve_mode(mode, options)
     engine = _load_engine(_engine_settings(kw))
-    assistant = Assistant(engine)
+    assistant = Assistant(engine, safety=safety)
     history: list[Message] = []
     err.print(f"[bold]muse chat[/] · {engine.model} · mode {m.name} · /mode /budget /clear /exit")
     while True:

@@ -153,6 +153,33 @@ def ground_options(f: Callable) -> Callable:
     return _stack(f, opts)
 
 
+def safety_options(f: Callable) -> Callable:
+    """The safety layer and the health profile (``SafetySettings``)."""
+    return _stack(f, [
+        click.option("--safety/--no-safety", "safety_enabled", envvar="MUSE_SAFETY", default=True, show_default=True,
+                     help="The safety check before and after the mode."),
+        click.option("--guard-engine", envvar="MUSE_GUARD_ENGINE", default=None, metavar="URL",
+                     help="A guard model's OpenAI-compatible /v1 URL (Llama Guard, ShieldGemma, WildGuard); "
+                          "it replaces the offline classifier."),
+        click.option("--guard-model", envvar="MUSE_GUARD_MODEL", default=None, help="The guard model's name."),
+        click.option("--guard-format", envvar="MUSE_GUARD_FORMAT", default="auto", show_default=True,
+                     type=click.Choice(["auto", "llama-guard", "shieldgemma", "wildguard"]),
+                     help="The guard's prompt and reply format (auto: from the model name)."),
+        click.option("--guard-api-key", envvar="MUSE_GUARD_API_KEY", default=None, help="Key for --guard-engine."),
+        click.option("--profile", envvar="MUSE_PROFILE", default="auto", show_default=True,
+                     type=click.Choice(["auto", "health", "off"]),
+                     help="health: the health profile always; auto: for medical questions; off: never."),
+    ])
+
+
+def _safety_settings(kw: dict):
+    from ..safety.settings import SafetySettings
+
+    return SafetySettings(enabled=kw.pop("safety_enabled"), guard_engine=kw.pop("guard_engine"),
+                          guard_model=kw.pop("guard_model"), guard_format=kw.pop("guard_format"),
+                          guard_api_key=kw.pop("guard_api_key"), profile=kw.pop("profile"))
+
+
 def _media_settings(kw: dict, serve_host: str | None = None):
     """``serve_host``: the bind of `muse serve`, which decides whether URLs are fetched by default."""
     from ..media import MediaSettings

@@ -8,8 +8,8 @@ import click
 
 from ..assistant import Assistant, resolve_mode
 from ..errors import ConfigError
-from .common import (_engine_settings, _load_engine, _mode_options, cli, engine_options, err, handle_errors,
-                     mode_options, out)
+from .common import (_engine_settings, _load_engine, _mode_options, _safety_settings, cli, engine_options, err,
+                     handle_errors, mode_options, out, safety_options)
 
 class EvalGroup(click.Group):
     """``muse eval TASK …`` runs a task; ``muse eval compare RUN…`` sets runs side by side."""
@@ -48,6 +48,7 @@ def eval_group() -> None:
 @click.option("--grader-model", envvar="MUSE_GRADER_MODEL", default=None, help="Grader model.")
 @click.option("--grader-base-url", envvar="MUSE_GRADER_BASE_URL", default=None, help="Grader endpoint /v1 URL.")
 @click.option("--grader-api-key", envvar="MUSE_GRADER_API_KEY", default=None, help="Key for the grader endpoint.")
+@safety_options
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, out_dir: str | None,
@@ -62,6 +63,7 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, not {limit}")
+    safety = _safety_settings(kw)
     task = create_task(task_name, TaskOptions(data=data, seed=task_seed, repeats=repeats, judge=judge))
     if click.get_current_context().get_parameter_source("max_tokens") in (None, ParameterSource.DEFAULT):
         kw["max_tokens"] = task.default_max_tokens
@@ -75,7 +77,7 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
                                          "base_url": grader_base_url or settings.base_url,
                                          "api_key": grader_api_key or settings.api_key})
         grader, grader_info = _load_engine(gs), gs.model_dump(exclude={"api_key"})
-    summary, path = run_eval(task, mode, options, Assistant(engine), settings.model_dump(exclude={"api_key"}),
+    summary, path = run_eval(task, mode, options, Assistant(engine, safety=safety), settings.model_dump(exclude={"api_key"}),
                              limit=limit, out_dir=out_dir, grader=grader, grader_info=grader_info,
                              console=None if as_json else err)
     if as_json:

@@ -10,7 +10,7 @@ import click
 
 from .. import registry
 from ..errors import ConfigError
-from .common import (_engine_settings, _load_engine, _media_settings, cli, engine_options, err, handle_errors,
+from .common import (_engine_settings, _load_engine, _media_settings, _safety_settings, safety_options, cli, engine_options, err, handle_errors,
                      media_limit_options, out)
 
 @cli.command()
@@ -96,6 +96,7 @@ def _default_database_url() -> str:
               help="Most engine work one request may ask for: prompt + max_tokens of every sequence "
                    "(agents × tokens), summed over its calls; past it a 400 (request_too_large). Default: no cap.")
 @media_limit_options
+@safety_options
 @handle_errors
 def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, ...], allow_remote: bool,
           max_body_mb: float, allowed_hosts: tuple[str, ...], queue_timeout_s: float,
@@ -122,7 +123,8 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
     config = ServerConfig(engine=_engine_settings(kw), database_url=database_url or _default_database_url(),
                           api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024),
                           media=_media_settings(kw, serve_host=host), allowed_hosts=hosts,
-                          queue_timeout_s=queue_timeout_s, max_request_tokens=max_request_tokens)
+                          queue_timeout_s=queue_timeout_s, max_request_tokens=max_request_tokens,
+                          safety=_safety_settings(kw))
     app = create_app(config, engine=_load_engine(config.engine))
     store = escape(make_url(config.database_url).render_as_string(hide_password=True))  # no password printed
     err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {store}  ·  "

@@ -31,7 +31,7 @@ from .task import DataError, EvalContext, Task
 
 RUN, ITEMS, SUMMARY, TABLE, PLOT = "run.json", "items.jsonl", "summary.json", "summary.md", "plot.png"
 # Fields of run.json that must match for a folder to be resumed (the limit may change).
-IDENTITY = ("task", "task_options", "mode", "mode_options", "engine", "model", "grader")
+IDENTITY = ("task", "task_options", "mode", "mode_options", "engine", "model", "grader", "safety")
 
 
 def default_out(task: str, mode: str) -> Path:
@@ -109,7 +109,9 @@ def run_eval(task: Task, mode_name: str, mode_options: ModeOptions, assistant: A
     out = Path(out_dir) if out_dir else default_out(task.name, mode_name)
     ident = {"task": task.name, "task_options": task.options.model_dump(), "mode": mode_name,
              "mode_options": mode.options.model_dump(), "engine": _identity_engine(engine_info), "model": engine.model,
-             "grader": grader_info}
+             "grader": grader_info,
+             "safety": {**assistant.safety.model_dump(exclude={"guard_api_key"}),
+                        "checks": [getattr(c, "name", type(c).__name__) for c in assistant.checks or ()]}}
     ident = json.loads(json.dumps(ident))  # as it is stored (tuples become lists), so resumes compare equal
     manifest, run_index = _open_run(out, ident, limit)
     done = {r["id"]: r for r in _read_done(out / ITEMS)}

@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from .. import registry
 from ..assistant import Assistant
 from ..engines import Engine, EngineSettings, create_engine
+from ..safety.settings import SafetySettings
 from ..media import MediaSettings
 from ..modes.base import has_media
 from . import chat, errors
@@ -53,6 +54,8 @@ class ServerConfig:
     max_request_tokens: int | None = None
     # Host header names served (the loopback names always are); "*" serves any
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
+    # The safety layer and the health profile's default (a client may ask for a profile only)
+    safety: SafetySettings = field(default_factory=SafetySettings)
 
 
 def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
@@ -72,7 +75,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     def get_assistant() -> Assistant:
         if state["assistant"] is None:
             state["assistant"] = Assistant(get_engine(), config.media, queue_timeout_s=config.queue_timeout_s,
-                                           max_request_tokens=config.max_request_tokens)
+                                           max_request_tokens=config.max_request_tokens, safety=config.safety)
         return state["assistant"]
 
     app = FastAPI(title="OpenMuse", version="0.1.0", docs_url=None, redoc_url=None)
@@ -168,7 +171,8 @@ async def _chat(config: ServerConfig, store: Store, running: chat.Running, get_a
     assistant: Assistant = await run_in_threadpool(get_assistant)
     # every media part is checked and prepared before the mode runs or anything is stored
     req = await run_in_threadpool(lambda: assistant.prepare(messages, mode_name, options,
-                                                            media_names=body.media_names()))
+                                                            media_names=body.media_names(),
+                                                            profile=body.muse.profile))
     conv_id = await run_in_threadpool(chat.begin, store, who, body, messages, req.media)
     control = assistant.control()
     if body.stream:

@@ -200,10 +200,15 @@ def response(body: ChatCompletionBody, result: Result, conv_id: str | None) -> d
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
         "model": body.model,
         "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": "length" if result.finish_reason == "length" else "stop"}],
+                     "finish_reason": openai_finish(result)}],
         "usage": openai_usage(result.usage),
         "muse": muse_field(result, conv_id),
     }
+
+
+def openai_finish(result: Result) -> str:
+    """OpenAI's finish_reason: length, content_filter (a check answered or replaced), else stop."""
+    return result.finish_reason if result.finish_reason in ("length", "content_filter") else "stop"
 
 
 def sse(data: dict[str, Any], event: str | None = None) -> str:
@@ -218,6 +223,7 @@ class _Events:
 
     def __init__(self, body: ChatCompletionBody):
         self.body, self.sid, self.created, self.agents = body, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), False
+        self.sent = ""  # answer text already sent as content chunks
 
     def chunk(self, delta: dict[str, Any], finish: str | None = None) -> str:
         return sse({"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
@@ -234,11 +240,24 @@ class _Events:
             return sse({"agent": d.index, "status": d.text}, "muse.agent")
         if self.agents:
             return sse({"text": d.text}, "muse.synthesis")
+        self.sent += d.text
         return self.chunk({"content": d.text})
 
     def final(self, result: Result, conv_id: str | None) -> list[str]:
         out = [self.chunk({"content": result.answer})] if self.agents else []
-        out.append(self.chunk({}, "length" if result.finish_reason == "length" else "stop"))
+        if not self.agents and (result.revised_by or not self.sent) and result.answer != self.sent:
+            if result.answer.startswith(self.sent):  # a check added to the end
+                out.append(self.chunk({"content": result.answer[len(self.sent):]}))
+            else:
+                # a check (safety, health) rewrote text the client has already seen: the whole
+                # answer again in muse.replaced (the web app shows only it), and for plain
+                # OpenAI clients as a marked continuation
+                if self.sent:
+                    out.append(sse({"content": result.answer, "finish_reason": openai_finish(result)},
+                                   "muse.replaced"))
+                head = "\n\n[revised by a check]\n" if self.sent else ""
+                out.append(self.chunk({"content": head + result.answer}))
+        out.append(self.chunk({}, openai_finish(result)))
         if self.body.stream_options and self.body.stream_options.include_usage:
             out.append(sse({"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
                             "model": self.body.model, "choices": [], "usage": openai_usage(result.usage)}))

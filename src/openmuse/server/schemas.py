@@ -102,6 +102,9 @@ class MuseOptions(BaseModel):
     media_names: list[str] | None = Field(default=None, max_length=64)
     # Point at what the question names in its image (the mode `ground`): true, or {"kind", "convention"}
     ground: bool | GroundOptions = False
+    # The health profile for this request: "health" always, "off" never, "auto"/None: the server's
+    # default (medical questions). The safety layer itself is the server's to set, not the client's.
+    profile: Literal["auto", "health", "off"] | None = None
 
     def mode_values(self) -> dict[str, Any]:
         """The keys meant for the mode."""

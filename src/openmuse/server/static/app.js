@@ -287,6 +287,7 @@ async function send(text, files) {
   if (files.length) body.muse.media_names = files.map((f) => f.name);
   setStatus(mode === "instant" ? "answering…" : mode + "…");
   let final = "";
+  let replaced = false; // the safety check replaced the streamed answer (muse.replaced)
   const res = await api("/v1/chat/completions", { method: "POST", body: JSON.stringify(body) });
   for await (const ev of sseEvents(res)) {
     if (ev.data === "[DONE]") break;
@@ -308,12 +309,15 @@ async function send(text, files) {
     } else if (ev.event === "muse.synthesis") {
       synth.hidden = false;
       synth.textContent += data.text;
+    } else if (ev.event === "muse.replaced") {
+      replaced = true; final = data.content; answer.textContent = final;
+      reasoningBox.hidden = true; reasoningPre.textContent = "";
     } else if (ev.event === "muse.result") {
       state.current = data.conversation_id || state.current;
     } else if (data.choices && data.choices.length) {
       const d = data.choices[0].delta || {};
       if (d.reasoning_content) { reasoningBox.hidden = false; reasoningPre.textContent += d.reasoning_content; }
-      if (d.content) { final += d.content; answer.textContent = final; }
+      if (d.content && !replaced) { final += d.content; answer.textContent = final; }
     }
     box.scrollTop = box.scrollHeight;
   }

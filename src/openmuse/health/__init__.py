@@ -1,0 +1,1 @@
+"""The health profile (``check.py``) and its reviewed red-flag rules (``data/redflags.yaml``)."""

