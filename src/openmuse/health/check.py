@@ -117,8 +117,10 @@ def assess(text: str, use_model: bool = True) -> tuple[list[Flag], str, float]:
     if not use_model:
         return flags, ("emergency" if any(f.level == "emergency" for f in flags) else
                        "urgent" if flags else "routine" if is_medical(text) else "not_medical"), 1.0
-    from .triage import default_triage
+    from .triage import available, default_triage
 
+    if not available():  # a checkout without the trained triage: the patterns alone
+        return assess(text, use_model=False)
     t = default_triage().triage(text)
     label = t.label
     if any(f.level == "emergency" for f in flags):

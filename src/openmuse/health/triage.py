@@ -31,6 +31,7 @@ from ..safety.classifier import Embedder
 from ..safety.train import fit, standardize
 
 LABELS = ["not_medical", "routine", "urgent", "emergency"]
+TRIAGE_WORDS = 80  # a longer message is judged on its first and last 40 words
 
 
 def _data() -> Path:
@@ -68,6 +69,9 @@ class TriageModel:
         return e / e.sum(axis=1, keepdims=True)
 
     def triage(self, text: str) -> Triage:
+        words = text.split()
+        if len(words) > TRIAGE_WORDS:  # the time of an embedding grows with its length
+            text = " ".join(words[:TRIAGE_WORDS // 2] + words[-TRIAGE_WORDS // 2:])
         E = self.embedder.embed([text])
         P = self.probs(E)[0]
         pe = float(P[LABELS.index("emergency")])
@@ -77,6 +81,10 @@ class TriageModel:
         else:
             flag = None
         return Triage(label=label, p_emergency=pe, p_medical=float(1 - P[0]), flag=flag)
+
+
+def available() -> bool:
+    return (_data() / "triage.npz").is_file() and (_data() / "triage.json").is_file()
 
 
 @cache

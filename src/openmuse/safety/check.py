@@ -104,7 +104,7 @@ class SafetyCheck:
                 flags = [*flags, "guard_unreachable"]
         th = self.classifier.thresholds
         wrapped = bool(STRONG_MARKERS & set(flags))
-        s = self.classifier.score(texts)
+        s = self.classifier.score(texts[:1], whole=texts[1:])
         tau = th["refuse_wrapped"] if wrapped else th["refuse"]
         detail = f"{s.how}: {s.piece[:160]}"
         if s.logit >= tau and s.category:

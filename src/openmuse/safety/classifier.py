@@ -31,8 +31,8 @@ import numpy as np
 from ..errors import ConfigError
 from .views import segments, views
 
-SEGMENT_WORDS = 48  # a text longer than this is judged by its sentences
-MAX_PIECES = 4  # texts embedded per call, at most
+SEGMENT_WORDS = 40  # a text longer than this is judged by its sentences
+MAX_PIECES = 3  # texts embedded per call, at most (the time of the check grows with them)
 _WORD = re.compile(r"[a-z][a-z'\-]+")
 
 
@@ -146,9 +146,15 @@ class Classifier:
         """The lexicon's score of ``text``: the sum of its words' harmful-vs-safe log-odds."""
         return sum(self.lexicon.get(w, 0.0) for w in set(words(text)))
 
-    def pieces(self, texts: list[str]) -> list[tuple[str, str]]:
-        """What to embed for ``texts``: (piece, view) pairs, at most ``MAX_PIECES``."""
+    def pieces(self, texts: list[str], whole: list[str] = ()) -> list[tuple[str, str]]:
+        """What to embed for ``texts``: (piece, view) pairs, at most ``MAX_PIECES``. A text of
+        ``whole`` (the user's turns joined: a request split across turns) is embedded whole, its
+        first and last ``SEGMENT_WORDS`` words when longer."""
         short: list[tuple[str, str]] = []
+        for text in whole:
+            w = text.split()
+            cut = w if len(w) <= 2 * SEGMENT_WORDS else w[:SEGMENT_WORDS] + w[-SEGMENT_WORDS:]
+            short.append((" ".join(cut), "turns joined"))
         long: list[tuple[float, str, str]] = []
         for text in texts:
             for v in views(text):
@@ -165,9 +171,9 @@ class Classifier:
         seen: set[str] = set()
         return [p for p in out if not (p[0] in seen or seen.add(p[0]))]
 
-    def score(self, texts: list[str] | str) -> Score:
+    def score(self, texts: list[str] | str, whole: list[str] = ()) -> Score:
         texts = [texts] if isinstance(texts, str) else [t for t in texts if t and t.strip()]
-        todo = self.pieces(texts)
+        todo = self.pieces(texts, [t for t in whole if t.strip()])
         if not todo:
             return Score(logit=-99.0, harm=0.0, category=None)
         E = self.embedder.embed([p for p, _ in todo])
