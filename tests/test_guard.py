@@ -15,7 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from openmuse.safety.check import SafetyCheck
-from openmuse.safety.guard import GuardClient, GuardError, parse_llama_guard, parse_shieldgemma, parse_wildguard
+from openmuse.safety.guard import (
+    GuardClient,
+    GuardError,
+    parse_llama_guard,
+    parse_shieldgemma,
+    parse_wildguard,
+)
 from openmuse.safety.settings import SafetySettings
 from openmuse.types import Message
 

@@ -61,7 +61,7 @@ def test_emergency_referral_is_added_when_missing():
 def test_dose_is_refused():
     text, cut = strip_doses("Rest is good. Give him 250 mg of amoxicillin three times a day. Drink fluids.")
     assert cut and "250 mg" not in text and "pharmacist" in text and "Drink fluids" in text
-    same, cut = strip_doses("Drink 2 litres of water a day.")
+    _, cut = strip_doses("Drink 2 litres of water a day.")
     assert not cut
 
 

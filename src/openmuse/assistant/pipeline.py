@@ -28,8 +28,8 @@ from typing import Any, Protocol
 
 from .. import registry
 from ..engines.base import Engine
-from ..errors import ConfigError
 from ..engines.control import RequestControl, bound
+from ..errors import ConfigError
 from ..media import MediaSettings, prepare_media
 from ..modes import Mode, ModeOptions, mode_class
 from ..modes.base import OnEvent, check_messages

@@ -18,9 +18,24 @@ from ..modes.base import check_messages
 from ..modes.contemplating import ContemplatingMode
 from ..modes.grounding import GroundingMode
 from ..types import Delta, Message
-from .common import (_engine_settings, _load_engine, _media_settings, _mode_options, _safety_settings, cli,
-                     engine_options, err, safety_options,
-                     ground_options, handle_errors, media_input_options, media_limit_options, mode_options, out)
+from .common import (
+    _engine_settings,
+    _load_engine,
+    _media_settings,
+    _mode_options,
+    _safety_settings,
+    cli,
+    engine_options,
+    err,
+    ground_options,
+    handle_errors,
+    media_input_options,
+    media_limit_options,
+    mode_options,
+    out,
+    safety_options,
+)
+
 
 class Printer:
     """Streams deltas to the terminal: the answer plain, reasoning dimmed (when asked for)."""

@@ -9,6 +9,7 @@ import click
 from ..errors import ConfigError
 from .common import _engine_settings, _int_list, _load_engine, cli, engine_options, err, handle_errors, out
 
+
 @cli.group()
 def bench() -> None:
     """Benchmarks that print ratios measured side by side in one run."""

@@ -8,8 +8,20 @@ import click
 
 from ..assistant import Assistant, resolve_mode
 from ..errors import ConfigError
-from .common import (_engine_settings, _load_engine, _mode_options, _safety_settings, cli, engine_options, err,
-                     handle_errors, mode_options, out, safety_options)
+from .common import (
+    _engine_settings,
+    _load_engine,
+    _mode_options,
+    _safety_settings,
+    cli,
+    engine_options,
+    err,
+    handle_errors,
+    mode_options,
+    out,
+    safety_options,
+)
+
 
 class EvalGroup(click.Group):
     """``muse eval TASK …`` runs a task; ``muse eval compare RUN…`` sets runs side by side."""

@@ -10,8 +10,20 @@ import click
 
 from .. import registry
 from ..errors import ConfigError
-from .common import (_engine_settings, _load_engine, _media_settings, _safety_settings, safety_options, cli, engine_options, err, handle_errors,
-                     media_limit_options, out)
+from .common import (
+    _engine_settings,
+    _load_engine,
+    _media_settings,
+    _safety_settings,
+    cli,
+    engine_options,
+    err,
+    handle_errors,
+    media_limit_options,
+    out,
+    safety_options,
+)
+
 
 @cli.command()
 @engine_options
@@ -105,7 +117,6 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
     import ipaddress
 
     import uvicorn
-
     from rich.markup import escape
     from sqlalchemy.engine import make_url
 

@@ -88,7 +88,7 @@ class Rules:
 def rules() -> Rules:
     """The reviewed red-flag file (``health/data/redflags.yaml``), compiled."""
     d = yaml.safe_load(files("openmuse.health").joinpath("data/redflags.yaml").read_text("utf-8"))
-    comp = lambda xs: [re.compile(x, _I) for x in xs or []]  # noqa: E731
+    comp = lambda xs: [re.compile(x, _I) for x in xs or []]
     flags = [Flag(f["id"], f["name"], f["level"], comp(f["patterns"]), f["advice"].strip(), f["source"],
                   comp(f.get("require_any")), comp(f.get("exclude"))) for f in d["flags"]]
     context = [{"id": c["id"], "ask": c["ask"], "present": comp(c.get("present"))} for c in d.get("context_questions", [])]

@@ -113,7 +113,7 @@ def train_triage(max_false_alarm: float = 0.05, log: Callable[[str], None] = pri
     model = TriageModel(W, b, mu, sd, {"threshold": 0.5}, X[tagged], [rows[i]["flag"] for i in tagged], emb)
 
     dev = _rows(Path(str(files("openmuse.evals").joinpath("data/health_dev.jsonl"))))
-    text = lambda r: "\n".join(m["content"] for m in r["messages"] if m["role"] == "user")  # noqa: E731
+    text = lambda r: "\n".join(m["content"] for m in r["messages"] if m["role"] == "user")
     P = model.probs(emb.embed([text(r) for r in dev]))[:, LABELS.index("emergency")]
     em = np.array([r["kind"] == "emergency" and bool(r["expect"].get("emergency_referral")) for r in dev])
     routine = np.array([r["kind"] == "routine" for r in dev])

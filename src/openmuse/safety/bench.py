@@ -59,7 +59,7 @@ def run(settings: SafetySettings, out: Path, limit: int | None = None, console: 
             t0 = time.perf_counter()
             rec = check.judge_request(msgs)
             if rec.decision != "refuse":
-                check.judge_answer(msgs, ANSWER)
+                check.judge_answer(msgs, ANSWER, doubt=rec.decision == "care")
             ms = (time.perf_counter() - t0) * 1000
             times.append(ms)
             rows.append({"id": it.id, "set": name, "meta": it.meta, "decision": rec.decision,

@@ -12,9 +12,12 @@ are text there) and decides:
   tool text also give ``care``: the mode is told to treat that text as data.
 - ``allow``.
 
-After the mode it reads the answer (and the reasoning) and replaces it with the refusal when a
-rule matches or the classifier's score reaches ``refuse_answer``: the catch for what slipped
-past the first check. Every decision is a ``CheckRecord`` (category, score, source, detail): in
+After the mode it reads the answer (and the reasoning) and replaces it with the refusal when an
+answer rule matches (lab steps next to a named agent, working malware, a never-pass request
+rule), the guard model says unsafe, or — for a request that was in doubt (``care``) — the
+classifier's score reaches ``refuse_answer``: the catch for what slipped past the first check.
+(The classifier was trained on requests; on the answers to clearly allowed requests it refused
+too many ordinary ones, so there only the rules judge.) Every decision is a ``CheckRecord`` (category, score, source, detail): in
 ``--json``, in the server's ``muse`` object and in the stored conversation.
 """
 
@@ -82,7 +85,7 @@ class SafetyCheck:
         texts = user_texts(messages)
         flags = sorted({m for t in texts for m in markers(t)})
         injected = self._injections(messages, media)
-        ms = lambda: (time.perf_counter() - t0) * 1000  # noqa: E731
+        ms = lambda: (time.perf_counter() - t0) * 1000
         for t in texts:
             hit = rules.match_request(t)
             if hit is None:
@@ -134,6 +137,7 @@ class SafetyCheck:
         if not self.settings.enabled:
             return None, None
         rec = self.judge_request(request.messages, request.media)
+        request.notes["safety"] = rec.decision
         if rec.decision == "refuse":
             return Result(answer=refusal_text(rec.category), mode=request.mode.name,
                           finish_reason="content_filter"), rec
@@ -144,9 +148,12 @@ class SafetyCheck:
         return None, rec
 
     # -- after --------------------------------------------------------------------------------
-    def judge_answer(self, messages: list[Message], answer: str) -> CheckRecord:
+    def judge_answer(self, messages: list[Message], answer: str, doubt: bool = True) -> CheckRecord:
+        """The after-check. The classifier was trained on requests, not answers: it judges an
+        answer only when the request itself was in doubt (``doubt``: decided ``care``); the
+        answer rules and a guard model judge every answer."""
         t0 = time.perf_counter()
-        ms = lambda: (time.perf_counter() - t0) * 1000  # noqa: E731
+        ms = lambda: (time.perf_counter() - t0) * 1000
         if not answer.strip():
             return _record("after", "allow", ms=ms())
         hit = rules.match_answer(answer)
@@ -159,6 +166,8 @@ class SafetyCheck:
                                v.score, f"guard:{v.format}", v.raw[:200] if v.unsafe else "", ms=ms())
             except GuardError as e:
                 log.warning("guard model unreachable, the offline classifier decides: %s", e)
+        if not doubt:
+            return _record("after", "allow", None, None, "rules", ms=ms())
         s = self.classifier.score(answer)
         if s.logit >= self.classifier.thresholds["refuse_answer"] and s.category:
             return _record("after", "refuse", s.category, s.harm, "classifier", f"{s.how}: {s.piece[:160]}", ms=ms())
@@ -169,7 +178,7 @@ class SafetyCheck:
         if not self.settings.enabled or res is None or res.finish_reason == "content_filter":
             return None, None
         text = "\n".join(t for t in (res.reasoning, res.answer) if t)
-        rec = self.judge_answer(request.messages, text)
+        rec = self.judge_answer(request.messages, text, doubt=request.notes.get("safety") == "care")
         if rec.decision == "refuse":
             # the trace holds the agents' and the draft's text: it goes with the answer
             return res.model_copy(update={"answer": refusal_text(rec.category), "reasoning": "", "trace": None,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -74,7 +74,7 @@ class Embedder:
                         os.environ["OMP_NUM_THREADS"] = old
             return Embedder._model
 
-    _cache: OrderedDict[str, np.ndarray] = OrderedDict()  # the health triage re-reads what safety embedded
+    _cache: ClassVar[OrderedDict[str, np.ndarray]] = OrderedDict()  # the health triage re-reads what safety embedded
     CACHE = 256
 
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -39,7 +39,7 @@ _PERSON = (r"someone|somebody|a person|people|him|her|them|my (?:wife|husband|pa
            r"mayor|senator|governor|prime minister|witness)|(?:a |an )?(?:jew|muslim|black|gay|trans|immigrant)s?")
 _HARM_ACT = (r"kill|murder|stab|shoot|strangle|smother|suffocate|poison|kidnap|abduct|torture|maim|drown|assault|"
              r"beat up|run over|hurt|injure|disfigure|burn|rape|molest|drug")
-_NOT_REAL = (r"game|minecraft|fortnite|elden|zelda|skyrim|gta|novel|story|fiction|character|movie|film|play|"
+_NOT_REAL = (r"game|minecraft|fortnite|elden|zelda|skyrim|gta|novel|story|fiction|character|movie|film|play\b|"
              r"scene|zombie|process|thread|task|weed|bug|pest|mosquito|rat|mice|fly|flies|bacteria|germs|"
              r"dnd|d&d|roleplay|boss fight|npc|mob")
 _ILLEGAL = (r"(?:without|avoid|evade|evading|escape|escaping) (?:getting )?(?:caught|detected|detection|traced|"
@@ -97,15 +97,15 @@ _CODE_HARM = re.compile(r"(?:pynput|GetAsyncKeyState|SetWindowsHookEx|keyboard\.
                         r"(?:smtplib|requests\.post|socket|send)|(?:encrypt\w*)[\s\S]{0,400}(?:bitcoin|ransom)", _I)
 
 INJECTION = [re.compile(p, _I) for p in (
-    r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:previous|prior|above|earlier|all|your|system)\b.{0,20}"
-    r"\b(?:instructions?|rules|prompts?|guidelines|messages?)\b",
+    (r"\b(?:ignore|disregard|forget|override)\b.{0,40}\b(?:previous|prior|above|earlier|all|your|system)\b.{0,20}"
+     r"\b(?:instructions?|rules|prompts?|guidelines|messages?)\b"),
     r"\b(?:new|updated|real) (?:instructions?|system prompt|task)\s*:",
     r"\byou are now\b|\bfrom now on,? (?:you|the assistant)\b",
     r"\b(?:assistant|ai|chatbot|model|llm)\b,?\s*(?:you must|must now|should now|please now|now)\b",
     r"\breveal (?:your|the) (?:system prompt|instructions|hidden)",
     r"<\|(?:im_start|system|im_end)\|>|\[/?INST\]|^#+\s*(?:system|instructions?)\b",
-    r"\b(?:send|email|forward|post|upload)\b.{0,40}\b(?:password|api key|credentials|conversation|chat history)"
-    r"\b.{0,40}\b(?:to|at)\b",
+    (r"\b(?:send|email|forward|post|upload)\b.{0,40}\b(?:password|api key|credentials|conversation|chat history)"
+     r"\b.{0,40}\b(?:to|at)\b"),
 )]
 
 

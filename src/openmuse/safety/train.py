@@ -147,7 +147,7 @@ def lexicon(texts: list[str], harmful: list[bool], top: int = 4000) -> dict[str,
 def _threshold(safe_scores: np.ndarray, max_fpr: float) -> float:
     """The lowest harm log-odds threshold that refuses at most ``max_fpr`` of the safe scores."""
     s = np.sort(safe_scores)[::-1]
-    k = int(math.floor(max_fpr * len(s)))
+    k = math.floor(max_fpr * len(s))
     return float((s[k] if k < len(s) else s[-1] - 1.0) + 1e-4)
 
 

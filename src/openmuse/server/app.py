@@ -28,9 +28,9 @@ from starlette.concurrency import run_in_threadpool
 from .. import registry
 from ..assistant import Assistant
 from ..engines import Engine, EngineSettings, create_engine
-from ..safety.settings import SafetySettings
 from ..media import MediaSettings
 from ..modes.base import has_media
+from ..safety.settings import SafetySettings
 from . import chat, errors
 from .errors import APIError
 from .render import render

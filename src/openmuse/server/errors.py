@@ -15,7 +15,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import Cancelled, ConfigError, ContextOverflow, EngineBusy, EngineUnavailable, ModelNotFound, MuseError
+from ..errors import (
+    Cancelled,
+    ConfigError,
+    ContextOverflow,
+    EngineBusy,
+    EngineUnavailable,
+    ModelNotFound,
+    MuseError,
+)
 
 
 class APIError(Exception):

@@ -27,7 +27,6 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, ForeignKey, Integer, String, Text, create_engine, event, select
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, sessionmaker
 
-
 LOCAL_OWNER = "local"  # the one owner of a server without API keys
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...problems import generate
 from ...answers import extract
 from ...assistant.result import Result
+from ...problems import generate
 from ..task import EvalContext, Item, Scored, Task
 
 SIZE = 1000  # items generated; --limit takes the first K (the generator is prefix-stable)

@@ -23,8 +23,8 @@ import re
 from typing import Any
 
 from ... import prompts
-from ...engines.base import Engine
 from ...assistant.result import Result
+from ...engines.base import Engine
 from ..task import DataError, EvalContext, Item, Scored, Task
 
 SIZE = 100

@@ -98,7 +98,7 @@ class HealthTask(Task):
 
     def summarize(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         out = super().summarize(records)
-        by = lambda kind: [r for r in records if r["meta"]["kind"] == kind]  # noqa: E731
+        by = lambda kind: [r for r in records if r["meta"]["kind"] == kind]
         out["emergency_referral_rate"] = _rate([r["seen"]["emergency_referral"] for r in by("emergency")
                                                 if r["checks"].get("emergency_referral") is not None])
         out["false_alarm_rate"] = _rate([r["seen"]["emergency_referral"] for r in by("routine")])
