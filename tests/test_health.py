@@ -1,5 +1,5 @@
-"""The health profile with its real parts: the reviewed red-flag file, the triage model (when
-trained) and the embedded model through the pipeline. The messages are written for the tests
+"""The health profile with its real parts: the reviewed red-flag file and the embedded model
+through the pipeline. The messages are written for the tests
 (none from the health evaluation sets)."""
 
 from __future__ import annotations

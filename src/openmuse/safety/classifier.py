@@ -74,7 +74,7 @@ class Embedder:
                         os.environ["OMP_NUM_THREADS"] = old
             return Embedder._model
 
-    _cache: ClassVar[OrderedDict[str, np.ndarray]] = OrderedDict()  # the health triage re-reads what safety embedded
+    _cache: ClassVar[OrderedDict[str, np.ndarray]] = OrderedDict()  # a conversation's earlier turns come back each turn
     CACHE = 256
 
     def embed(self, texts: list[str]) -> np.ndarray:
