@@ -68,3 +68,14 @@ def safety_bench(out_path: str, limit: int | None, **kw) -> None:
     out.print(summary["table"], markup=False)
     out.print(f"[dim]written to {out_path}[/]")
 
+
+@safety_group.command("train-health")
+@click.option("--max-false-alarm", type=click.FloatRange(0.0, 0.5), default=0.10, show_default=True,
+              help="Largest share of the dev set's routine cases the emergency threshold may flag.")
+@handle_errors
+def safety_train_health(max_false_alarm: float) -> None:
+    """Train the health triage (emergency / urgent / routine / not medical) of the health profile."""
+    from ..health.triage import train_triage
+
+    card = train_triage(max_false_alarm, log=lambda m: err.print(f"[dim]{m}[/]", markup=True, highlight=False))
+    out.print_json(json.dumps({k: card[k] for k in ("threshold", "dev", "training")}))

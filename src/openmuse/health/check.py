@@ -102,17 +102,36 @@ def red_flags(text: str) -> list[Flag]:
     return [f for f in rules().flags if f.matches(text)]
 
 
-def assess(text: str) -> tuple[list[Flag], str, float]:
-    """The red flags of ``text``, its triage label (emergency / urgent / routine / not_medical)
-    and 1.0 or 0.0 for medical; from the patterns of the reviewed red-flag file and the medical
-    terms."""
+GENERIC = {"emergency": Flag("emergency", "a possible emergency", "emergency", [], (
+    "Call your local emergency number (911 in the US, 999 in the UK, 112 in the EU) or go to the nearest "
+    "emergency department now."), "NHS — \"When to call 999\""),
+    "urgent": Flag("urgent", "something that needs a doctor today", "urgent", [], (
+        "Please contact a doctor, urgent care or NHS 111 today; treat it as an emergency if it gets worse."),
+        "NHS — \"When to use NHS 111\"")}
+
+
+def assess(text: str, use_model: bool = True) -> tuple[list[Flag], str, float]:
+    """The red flags of ``text`` (patterns first, then the triage model), its triage label and
+    the model's probability that it is medical."""
     flags = red_flags(text)
+    if not use_model:
+        return flags, ("emergency" if any(f.level == "emergency" for f in flags) else
+                       "urgent" if flags else "routine" if is_medical(text) else "not_medical"), 1.0
+    from .triage import available, default_triage
+
+    if not available():  # a checkout without the trained triage: the patterns alone
+        return assess(text, use_model=False)
+    t = default_triage().triage(text)
+    label = t.label
     if any(f.level == "emergency" for f in flags):
-        return flags, "emergency", 1.0
-    if flags:
-        return flags, "urgent", 1.0
-    medical = is_medical(text)
-    return flags, "routine" if medical else "not_medical", 1.0 if medical else 0.0
+        label = "emergency"
+    elif flags and label not in ("emergency",):
+        label = "urgent"
+    if label in ("emergency", "urgent") and not [f for f in flags if f.level == label]:
+        byid = {f.id: f for f in rules().flags}
+        near = byid.get(t.flag or "")
+        flags = [*flags, near if near is not None and near.level == label else GENERIC[label]]
+    return flags, label, t.p_medical
 
 
 def is_medical(text: str) -> bool:
@@ -163,7 +182,7 @@ class HealthCheck:
         symptomatic = label in ("routine", "urgent") and bool(SYMPTOM.search(text))
         request.notes["health"] = {"flags": flags, "missing": missing_context(text) if symptomatic else []}
         return None, CheckRecord(stage="before", name="health", decision="care", category="health",
-                                 score=round(p_medical, 4), source="red-flags" if flags else "profile",
+                                 score=round(p_medical, 4), source="red-flags" if flags else "triage",
                                  detail="; ".join(f"{f.name} — {f.source}" for f in flags),
                                  flags=[f"triage:{label}"] + [f"red_flag:{f.id}" for f in flags] +
                                        [f"missing:{c['id']}" for c in request.notes["health"]["missing"]],
