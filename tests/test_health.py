@@ -112,3 +112,13 @@ def test_pipeline_profile_health_forces_the_guide(engine):
     res = Assistant(engine).answer([{"role": "user", "content": "Tell me about sleep."}], "instant",
                                    {"max_tokens": 24}, profile="health")
     assert [c for c in res.checks if c.name == "health" and c.stage == "before"]
+
+
+@pytest.mark.parametrize("text,flag", [
+    ("he went grey, is clutching his chest and says it feels like an elephant sitting on him", "chest_pain_cardiac"),
+    ("nine day old seems really floppy and isnt feeding", "child_seriously_ill"),
+])
+def test_triage_catches_what_the_patterns_miss(text, flag):
+    assert not [f for f in red_flags(text) if f.level == "emergency"]  # no pattern fires
+    flags, label, _ = assess(text)
+    assert label == "emergency" and flag in [f.id for f in flags]
