@@ -182,3 +182,10 @@ def test_cli_refuses_and_checks_without_a_model():
     assert p.returncode == 0 and json.loads(p.stdout)["decision"] == "allow"
     p = run_muse("hi", "--guard-format", "nonsense")
     assert p.returncode == 2 and "Traceback" not in p.stderr and "guard-format" in p.stderr
+
+
+def test_a_refused_turn_does_not_hold_the_next_ones(check):
+    msgs = [Message(role="user", content=CLEAR_HARMFUL["cbrn"]),
+            Message(role="assistant", content=refusal_text("cbrn")),
+            Message(role="user", content="Fair enough. What is the capital of Australia?")]
+    assert check.judge_request(msgs).decision != "refuse"

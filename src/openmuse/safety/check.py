@@ -44,14 +44,23 @@ CARE_NOTE = ("This request touches on {title}. Answer helpfully with general, fa
 
 def user_texts(messages: list[Message], turns: int = 4) -> list[str]:
     """The last user message, and the last ``turns`` user messages joined (a request split
-    across turns is judged whole)."""
-    users = [m.text() for m in messages if m.role == "user" and m.text().strip()]
-    if not users:
+    across turns is judged whole). A turn the layer refused (the next message is one of its
+    refusals) is left out of the join: it had its own check, and must not hold every later
+    question hostage."""
+    refusals = {c.refusal for c in CATEGORIES.values()} | {refusal_text(None)}
+    users: list[str] = []
+    for i, m in enumerate(messages):
+        if m.role != "user" or not m.text().strip():
+            continue
+        nxt = messages[i + 1] if i + 1 < len(messages) else None
+        if nxt is not None and nxt.role == "assistant" and nxt.text().strip() in refusals:
+            continue
+        users.append(m.text())
+    last = next((m.text() for m in reversed(messages) if m.role == "user" and m.text().strip()), None)
+    if last is None:
         return []
-    out = [users[-1]]
-    if len(users) > 1:
-        out.append("\n".join(users[-turns:]))
-    return out
+    recent = users[-turns:]
+    return [last, "\n".join(recent)] if len(recent) > 1 and recent[-1] == last else [last]
 
 
 def _record(stage: str, decision: str, category: str | None = None, score: float | None = None,
@@ -107,8 +116,8 @@ class SafetyCheck:
                 flags = [*flags, "guard_unreachable"]
         th = self.classifier.thresholds
         wrapped = bool(STRONG_MARKERS & set(flags))
-        s = self.classifier.score(texts[:1], whole=texts[1:])
         tau = th["refuse_wrapped"] if wrapped else th["refuse"]
+        s = self.classifier.score(texts[:1], whole=texts[1:])
         detail = f"{s.how}: {s.piece[:160]}"
         if s.logit >= tau and s.category:
             return _record("before", "refuse", s.category, s.harm, "classifier", detail, flags, ms())
