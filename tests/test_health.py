@@ -13,7 +13,6 @@ from openmuse.assistant.pipeline import Request
 from openmuse.assistant.result import Result
 from openmuse.health.check import REFERRAL, HealthCheck, assess, red_flags, revise, rules, strip_doses
 from openmuse.modes import mode_class
-from openmuse.safety.settings import SafetySettings
 from openmuse.types import Message
 
 
@@ -76,7 +75,7 @@ def test_follow_up_is_asked_when_context_is_missing():
 
 
 def test_check_adds_the_guide_and_records_flags():
-    check = HealthCheck(SafetySettings())
+    check = HealthCheck()
     req = Request(messages=[Message(role="user", content="My dad's face is drooping on one side and he can't "
                                                            "lift his arm")], mode=mode_class("instant")())
     _, rec = check.before(req)
@@ -89,7 +88,7 @@ def test_check_adds_the_guide_and_records_flags():
 
 
 def test_profile_off_and_non_medical_skip_the_profile():
-    check = HealthCheck(SafetySettings())
+    check = HealthCheck()
     req = Request(messages=[Message(role="user", content="Write a haiku about autumn leaves")],
                   mode=mode_class("instant")())
     assert check.before(req) == (None, None)

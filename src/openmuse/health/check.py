@@ -30,7 +30,6 @@ from typing import Any
 import yaml
 
 from ..assistant.result import CheckRecord, Result
-from ..safety.settings import SafetySettings
 from ..types import Message
 
 _I = re.IGNORECASE
@@ -161,9 +160,6 @@ def strip_doses(answer: str) -> tuple[str, bool]:
 class HealthCheck:
     name = "health"
     order = 20  # after the safety layer
-
-    def __init__(self, settings: SafetySettings | None = None):
-        self.settings = settings or SafetySettings()
 
     def before(self, request: Any) -> tuple[Result | None, CheckRecord | None]:
         profile = getattr(request, "profile", "auto")

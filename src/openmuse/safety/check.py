@@ -34,9 +34,10 @@ from .classifier import Classifier, default_classifier
 from .guard import GuardClient, GuardError
 from .settings import SafetySettings
 from .taxonomy import CATEGORIES, INJECTION_NOTE, refusal_text
-from .views import markers
+from .views import markers, views
 
 log = logging.getLogger(__name__)
+REFUSALS = frozenset({c.refusal for c in CATEGORIES.values()} | {refusal_text(None)})  # the layer's own answers
 STRONG_MARKERS = {"ignore_instructions", "persona", "role_play", "encoding", "no_refusal"}
 CARE_NOTE = ("This request touches on {title}. Answer helpfully with general, factual, safety-minded "
              "information; do not give step-by-step instructions that could be used to cause harm.")
@@ -47,13 +48,12 @@ def user_texts(messages: list[Message], turns: int = 4) -> list[str]:
     across turns is judged whole). A turn the layer refused (the next message is one of its
     refusals) is left out of the join: it had its own check, and must not hold every later
     question hostage."""
-    refusals = {c.refusal for c in CATEGORIES.values()} | {refusal_text(None)}
     users: list[str] = []
     for i, m in enumerate(messages):
         if m.role != "user" or not m.text().strip():
             continue
         nxt = messages[i + 1] if i + 1 < len(messages) else None
-        if nxt is not None and nxt.role == "assistant" and nxt.text().strip() in refusals:
+        if nxt is not None and nxt.role == "assistant" and nxt.text().strip() in REFUSALS:
             continue
         users.append(m.text())
     last = next((m.text() for m in reversed(messages) if m.role == "user" and m.text().strip()), None)
@@ -98,7 +98,6 @@ class SafetyCheck:
         for t in texts:
             hit = rules.match_request(t)
             if hit is None:
-                from .views import views
                 hit = next((h for v in views(t)[1:] if (h := rules.match_request(v.text))), None)
             if hit:
                 return _record("before", "refuse", hit.category, 1.0, "rules", hit.rule, flags, ms())
