@@ -64,7 +64,7 @@ def served(engine, tmp_path):
 def test_a_dropped_contemplating_stream_frees_the_engine(engine, served):
     decoded_before = engine.stats["tokens_decoded"]
     body = {"model": "muse-contemplating", "stream": True, "messages": STORY,
-            "muse": {"agents": 16, "agent_tokens": 600, "early_stop": False}}
+            "muse": {"agents": 16, "agent_tokens": 600, "early_stop": False, "events": True}}
     cid = None
     with httpx.Client(timeout=120) as client, client.stream("POST", f"{served}/v1/chat/completions", json=body) as r:
         assert r.status_code == 200

@@ -99,9 +99,9 @@ def test_streaming_matches_and_carries_usage(server):
     assert text.strip() == whole
 
 
-def test_contemplating_streams_agent_events_that_openai_clients_skip(server):
+def test_contemplating_streams_agent_events_when_asked_and_only_standard_chunks_otherwise(server):
     body = {"model": "muse-contemplating", "stream": True, "messages": [{"role": "user", "content": "What is 2 + 3?"}],
-            "muse": {"agents": 4, "agent_tokens": 32, "early_stop": False}}
+            "muse": {"agents": 4, "agent_tokens": 32, "early_stop": False, "events": True}}
     events, content = [], ""
     with httpx.stream("POST", f"{server.url}/v1/chat/completions", json=body, timeout=300) as r:
         for line in r.iter_lines():
@@ -113,12 +113,18 @@ def test_contemplating_streams_agent_events_that_openai_clients_skip(server):
                     content += ch["delta"].get("content") or ""
     assert events.count("muse.result") == 1 and "muse.agent" in events
     assert "Agreement:" in content
-    # the official client reads the same stream and sees only the answer
+    # by default only chat.completion.chunk objects: the official client's standard loop
+    # (choices[0] of every chunk) runs to the end and sees the answer and the agents' progress
     stream = server.client().chat.completions.create(
         model="muse-contemplating", messages=body["messages"], stream=True,
         extra_body={"muse": {"agents": 4, "agent_tokens": 32, "early_stop": False}})
-    text = "".join(ch.choices[0].delta.content or "" for ch in stream if ch.choices)
-    assert "Agreement:" in text
+    text, reasoning, finish = "", "", None
+    for ch in stream:
+        d = ch.choices[0].delta
+        text += d.content or ""
+        reasoning += (d.model_extra or {}).get("reasoning_content") or ""
+        finish = ch.choices[0].finish_reason or finish
+    assert "Agreement:" in text and "Agent 1 launched" in reasoning and finish == "stop"
 
 
 def test_error_objects(server):

@@ -12,12 +12,40 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
+class ToolCall(BaseModel):
+    """One function call the model made (OpenAI's ``tool_calls`` item, flattened):
+    ``arguments`` is the JSON text of the arguments object."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+    def to_openai(self) -> dict[str, Any]:
+        return {"id": self.id, "type": "function", "function": {"name": self.name, "arguments": self.arguments}}
+
+
+class TokenLogprob(BaseModel):
+    """One generated token with its log-probability and the most likely alternatives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    token: str
+    logprob: float
+    bytes: list[int] | None = None
+    top: list[tuple[str, float]] = Field(default_factory=list)
+
+
 class Message(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     role: Literal["system", "user", "assistant", "tool"]
     # A string, or a list of OpenAI content parts ({"type": "text", "text": ...}, ...).
     content: str | list[dict[str, Any]]
+    name: str | None = None  # the speaker's name (OpenAI's ``name``)
+    tool_calls: tuple[ToolCall, ...] = ()  # assistant: the calls it made
+    tool_call_id: str | None = None  # tool: the call this message answers
 
     def text(self) -> str:
         """The text of this message; non-text parts are not text and are left out here."""
@@ -39,6 +67,14 @@ class ChatRequest(BaseModel):
     seed: int | None = None
     stop: tuple[str, ...] = ()
     logprobs: bool = False
+    top_logprobs: int = Field(default=0, ge=0, le=20)
+    # Function calling and structured output, in OpenAI's request shapes (checked by
+    # ``functions.spec``): the local engine renders the tools into the prompt and constrains the
+    # output with a grammar; HTTP engines pass them through.
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool = True
+    response_format: dict[str, Any] | None = None
     # Keep generating past end-of-sequence until max_tokens (benchmarks want fixed lengths).
     ignore_eos: bool = False
 
@@ -108,7 +144,8 @@ class Usage(BaseModel):
         }
 
 
-FinishReason = Literal["stop", "length", "budget", "content_filter"]  # content_filter: a check answered
+# content_filter: a check answered; tool_calls: the answer is function calls
+FinishReason = Literal["stop", "length", "budget", "content_filter", "tool_calls"]
 
 
 class Completion(BaseModel):
@@ -123,6 +160,9 @@ class Completion(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     # Log-probability of each generated token, when the request asked for them.
     token_logprobs: list[float] | None = None
+    # The answer's tokens with their log-probabilities (and alternatives), when asked for.
+    logprobs: list[TokenLogprob] | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
 
 
 DeltaKind = Literal["reasoning", "answer", "agent", "status"]
@@ -152,3 +192,6 @@ class Capabilities(BaseModel):
     assistant_prefill: bool = False
     # The model reasons natively inside <think>...</think> or reasoning_content.
     native_reasoning: bool = False
+    # Tools and response_format are held by a grammar in the engine (llama.cpp GBNF); other
+    # engines pass them on to the server.
+    grammar: bool = False

@@ -30,6 +30,8 @@ from .. import registry
 from ..engines.base import Engine
 from ..engines.control import RequestControl, bound
 from ..errors import ConfigError
+from ..functions import grammar as fn_grammar
+from ..functions.spec import Output
 from ..media import MediaSettings, prepare_media
 from ..modes import Mode, ModeOptions, mode_class
 from ..modes.base import OnEvent, check_messages
@@ -55,6 +57,10 @@ class Request:
     # medical question; "off"). A ``before`` check may also add guidance to ``messages``.
     profile: str = "auto"
     notes: dict[str, Any] = field(default_factory=dict)  # what a check keeps from before to after
+    # The answer's shape (tools, tool_choice, response_format: ``functions.spec``) and the
+    # answer request's own fields (``stop``, ``logprobs``, ``top_logprobs``)
+    output: Output = field(default_factory=Output)
+    answer_fields: dict[str, Any] = field(default_factory=dict)
 
 
 class Check(Protocol):
@@ -118,15 +124,18 @@ class Assistant:
     def answer(self, messages: Sequence[Message], mode: str | Mode = "instant",
                options: ModeOptions | Mapping[str, Any] | None = None, on_event: OnEvent | None = None, *,
                media_names: Mapping[tuple[int, int], str] | None = None, control: RequestControl | None = None,
-               on_step: OnStep | None = None, profile: str | None = None) -> Result:
+               on_step: OnStep | None = None, profile: str | None = None, output: Output | None = None,
+               answer_fields: Mapping[str, Any] | None = None) -> Result:
         """Answer ``messages`` with ``mode``: the six steps of the module docstring, in order."""
-        req = self.prepare(messages, mode, options, media_names=media_names, on_step=on_step, profile=profile)
+        req = self.prepare(messages, mode, options, media_names=media_names, on_step=on_step, profile=profile,
+                           output=output, answer_fields=answer_fields)
         return self.run(req, on_event, control=control, on_step=on_step)
 
     def prepare(self, messages: Sequence[Message], mode: str | Mode = "instant",
                 options: ModeOptions | Mapping[str, Any] | None = None, *,
                 media_names: Mapping[tuple[int, int], str] | None = None, on_step: OnStep | None = None,
-                profile: str | None = None) -> Request:
+                profile: str | None = None, output: Output | None = None,
+                answer_fields: Mapping[str, Any] | None = None) -> Request:
         """Steps 1-2 alone: the conversation and the mode validated, the media checked and
         prepared. A front door that must act before the mode runs (the server stores the
         question) calls ``prepare`` then ``run``; ``answer`` does both."""
@@ -138,10 +147,23 @@ class Assistant:
         profile = profile or self.safety.profile
         if profile not in PROFILES:
             raise ConfigError(f"unknown profile '{profile}' (use one of: {', '.join(PROFILES)})")
+        output = output or Output()
+        if output.active and self.engine.capabilities.grammar:
+            fn_grammar.check(output)  # a schema the grammar cannot express is refused now
         step("prepare")
         prepared = prepare_media(msgs, self.engine.capabilities, self.media, dict(media_names or {}))
         return Request(messages=prepared.messages, mode=m, media=_media_report(prepared.report()), asked=msgs,
-                       profile=profile)
+                       profile=profile, output=output, answer_fields=dict(answer_fields or {}))
+
+    def fork(self, req: Request, choice: int) -> Request:
+        """An independent copy of a prepared request for another choice (OpenAI's ``n``): its
+        own mode instance, its seed moved by ``choice`` when one was set. Choices asked together
+        are decoded together by the engine's scheduler."""
+        o = req.mode.options
+        seed = None if o.seed is None else o.seed + choice
+        mode = type(req.mode)(o.model_copy(update={"seed": seed}))
+        return Request(messages=list(req.messages), mode=mode, media=req.media, asked=list(req.asked),
+                       profile=req.profile, output=req.output, answer_fields=dict(req.answer_fields))
 
     def run(self, req: Request, on_event: OnEvent | None = None, *, control: RequestControl | None = None,
             on_step: OnStep | None = None) -> Result:
@@ -154,7 +176,11 @@ class Assistant:
             step("mode")
             ctl = control or self.control()
             ctl.check()
-            req.result = req.mode.run(bound(self.engine, ctl), req.messages, on_event)
+            engine = bound(self.engine, ctl)
+            req.mode.output, req.mode.answer_fields = req.output, dict(req.answer_fields)
+            req.result = req.mode.run(engine, req.messages, on_event)
+            if not req.mode.shapes_output:
+                req.result = _shaped(req, engine)
             step("check:after")
             result = self._run_checks("after", req, records) or req.result
         step("report")
@@ -174,6 +200,18 @@ class Assistant:
                     return replaced
                 req.result = replaced.model_copy(update={"revised_by": [*replaced.revised_by, c.name]})
         return None if stage == "before" else req.result
+
+
+def _shaped(req: Request, engine: Engine) -> Result:
+    """The answer of a mode that does not apply the output itself: in the requested shape (one
+    more request, ``Mode.shape``), and cut at the first ``stop`` string."""
+    res = req.result
+    assert res is not None
+    if req.output.active and res.finish_reason != "content_filter":
+        res = req.mode.shape(engine, req.messages, res)
+    stops = [s for s in req.answer_fields.get("stop") or () if s]
+    cut = min((i for i in (res.answer.find(s) for s in stops) if i >= 0), default=-1)
+    return res.model_copy(update={"answer": res.answer[:cut], "finish_reason": "stop"}) if cut >= 0 else res
 
 
 def _media_report(raw: dict[str, Any] | None) -> MediaReport | None:

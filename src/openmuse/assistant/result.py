@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..media.grounding import Grounding
-from ..types import FinishReason, Usage
+from ..types import FinishReason, TokenLogprob, ToolCall, Usage
 
 
 class _Typed(BaseModel):
@@ -144,6 +144,10 @@ class CheckRecord(_Typed):
 class Result(_Typed):
     answer: str = ""
     reasoning: str = ""
+    # function calls the answer is made of (finish_reason "tool_calls"); OpenAI's tools
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    # the answer's tokens with their log-probabilities, when the request asked for them
+    logprobs: list[TokenLogprob] | None = None
     mode: str
     model: str = ""
     finish_reason: FinishReason = "stop"

@@ -7,7 +7,18 @@ import json
 import click
 
 from ..errors import ConfigError
-from .common import _engine_settings, _int_list, _load_engine, cli, engine_options, err, handle_errors, out
+from .common import (
+    _engine_settings,
+    _int_list,
+    _load_engine,
+    _safety_settings,
+    cli,
+    engine_options,
+    err,
+    handle_errors,
+    out,
+    safety_options,
+)
 
 
 @cli.group()
@@ -166,3 +177,40 @@ def bench_early_stop(seeds: str, items: int, agents: int, budget: int, traces: s
                              progress=lambda m: err.print(f"[dim]{m}[/]"), traces=traces)
     out.print(table(report), markup=False)
     out.print(f"[dim]written to {path}[/]")
+
+
+@bench.command("functions")
+@engine_options
+@safety_options
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated requests.")
+@click.option("--n", "n", type=click.IntRange(min=1), default=100, show_default=True,
+              help="Requests in each set (tool calls, json_schema answers).")
+@click.option("--mode", default="instant", show_default=True, help="Mode that answers.")
+@click.option("--max-tokens", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Most tokens in each answer (the modes' default).")
+@click.option("--batch", type=click.IntRange(min=1, max=64), default=8, show_default=True,
+              help="Requests in flight at once (decoded together).")
+@click.option("--out", "out_path", default=None, help="Results file (default: results/bench-functions-TIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@handle_errors
+def bench_functions(seed: int, n: int, mode: str, max_tokens: int, batch: int, out_path: str | None,
+                    as_json: bool, **kw) -> None:
+    """Valid function calls (tool_choice required or named) and valid json_schema answers, on
+    varied requests generated from --seed, through the request pipeline."""
+    from ..assistant import Assistant, resolve_mode
+    from ..bench.functions import run_functions_bench
+
+    resolve_mode(mode)
+    engine = _load_engine(_engine_settings(kw))
+    assistant = Assistant(engine, safety=_safety_settings(kw))
+    report, path = run_functions_bench(assistant, seed, n, mode, max_tokens, batch, out_path,
+                                       None if as_json else err)
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in report.items() if k != "records"}))
+        return
+    t, j = report["tools"], report["json_schema"]
+    out.print(f"tool calls (tool_choice required/named): {t['valid']}/{t['of']} valid, "
+              f"{t['target_called']}/{t['of']} called the tool the request was written for, "
+              f"{t['refused_by_checks']} refused by a check")
+    out.print(f"json_schema answers: {j['valid']}/{j['of']} parse and validate, {j['refused_by_checks']} refused by a check")
+    out.print(f"[dim]{report['wall_s']} s · written to {path}[/]")

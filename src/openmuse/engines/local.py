@@ -53,7 +53,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ConfigError, ModelNotFound
-from ..types import Capabilities, ChatRequest, Completion, Delta
+from ..functions import grammar as fn_grammar
+from ..functions import prompt as fn_prompt
+from ..functions.spec import Output
+from ..types import Capabilities, ChatRequest, Completion, Delta, TokenLogprob
 from . import chat_tokens, cpu
 from .base import Engine, EngineSettings, OnDelta
 from .control import RequestControl
@@ -190,6 +193,7 @@ class LocalEngine(Engine):
             parallel_sequences=self.settings.n_seq_max,
             assistant_prefill=True,
             native_reasoning=self._native,
+            grammar=True,
         )
 
     def generate_many(
@@ -238,6 +242,9 @@ class LocalEngine(Engine):
         prefill = request.prefill
         if prefill is not None:
             msgs = msgs[:-1]
+        out = Output.of(request)
+        if fn_prompt.needs_render(msgs, out):  # tools, calls and results as text (functions/prompt.py)
+            msgs = fn_prompt.render(msgs, out)
         return [(m.role, m.text()) for m in msgs], prefill
 
     def prompt_tokens(self, request: ChatRequest) -> list[int]:
@@ -271,10 +278,22 @@ class LocalEngine(Engine):
         prompts = [self.prompt_tokens(r) for r in requests]
         for r, p in zip(requests, prompts):
             check_fits(r, p, self.n_ctx)
+            self._check_grammar(r)
         if control is not None:
             control.check()
             control.charge(sum(len(p) + r.max_tokens for p, r in zip(prompts, requests)))
         return self.scheduler.run([Item(i, r, p) for i, (r, p) in enumerate(zip(requests, prompts))], control)
+
+    def _check_grammar(self, r: ChatRequest) -> None:
+        """A request's grammar must parse in llama.cpp before it is queued (a ``ConfigError``
+        here, not a failed sequence in the scheduler's thread)."""
+        gbnf = fn_grammar.grammar(Output.of(r))
+        if gbnf is None:
+            return
+        g = self._ll.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
+        if not g:
+            raise ConfigError("llama.cpp could not parse the grammar built for tools/response_format")
+        self._ll.llama_sampler_free(g)
 
     def clear_cache(self) -> None:
         """Forget every cached sequence (the next call prefills from scratch)."""
@@ -311,15 +330,23 @@ class LocalEngine(Engine):
             prefill = r.prefill
             opened = prefill is not None and prefill.rfind(OPEN) > prefill.rfind(CLOSE)
             splitter = ThinkSplitter(in_reasoning=opened, index=index)
-        return Seq(index=index, seq_id=seq_id, request=r, prompt=prompt, sampler=self._sampler(r),
-                   splitter=splitter)
+        out = Output.of(r)
+        return Seq(index=index, seq_id=seq_id, request=r, prompt=prompt, sampler=self._sampler(r, out),
+                   splitter=splitter, out=out if out.calls else None)
 
     def _free_seq(self, s: Seq) -> None:
         self._ll.llama_sampler_free(s.sampler)
 
-    def _sampler(self, r: ChatRequest) -> int:
+    def _sampler(self, r: ChatRequest, out: Output) -> int:
         ll = self._ll
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
+        gbnf = fn_grammar.grammar(out)
+        if gbnf is not None:  # only tokens that keep the answer inside the grammar can be drawn
+            g = ll.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
+            if not g:
+                ll.llama_sampler_free(chain)
+                raise ConfigError("llama.cpp could not parse the grammar built for tools/response_format")
+            ll.llama_sampler_chain_add(chain, g)
         if r.greedy:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
             return chain
@@ -340,15 +367,31 @@ class LocalEngine(Engine):
             ptr = ll.llama_get_logits_ith(self._ctx, logits_index)
             row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
             m = row.max()
-            s.logprobs.append(float(row[tok] - m - np.log(np.exp(row - m).sum())))
+            lp = row - m - np.log(np.exp(row - m).sum())
+            s.logprobs.append(float(lp[tok]))
+            s.tops.append(self._token_logprob(tok, lp, r.top_logprobs))
         if ll.llama_vocab_is_eog(self._vocab, tok) and not r.ignore_eos:
             if r.logprobs:
                 s.logprobs.pop()
+                s.tops.pop()
             s.finish = "stop"
             yield from s.flush(final=True)
             return
         self.stats["tokens_decoded"] += 1
         yield from s.take(tok, self._piece(tok))
+
+    def _token_logprob(self, tok: int, lp: np.ndarray, k: int) -> TokenLogprob:
+        """``tok`` with its log-probability and the ``k`` likeliest tokens of the same step (the
+        model's own distribution, before temperature or a grammar narrowed it)."""
+        def text(t: int) -> str:
+            return self._piece(t).decode("utf-8", "replace")
+
+        top = []
+        if k:
+            best = np.argpartition(-lp, k)[:k]
+            top = [(text(int(t)), float(lp[t])) for t in best[np.argsort(-lp[best])]]
+        piece = self._piece(tok)
+        return TokenLogprob(token=piece.decode("utf-8", "replace"), logprob=float(lp[tok]), bytes=list(piece), top=top)
 
     def close(self) -> None:
         """Stop the scheduler (open calls get ``EngineUnavailable``), then free the context."""

@@ -18,12 +18,31 @@ from typing import Any
 import openai
 
 from ..errors import EngineUnavailable, ModelNotFound
-from ..types import Capabilities, ChatRequest, Completion, Delta, Usage
+from ..types import Capabilities, ChatRequest, Completion, Delta, Message, TokenLogprob, ToolCall, Usage
+from ..functions import prompt as fn_prompt
 from .base import Engine, EngineSettings, OnDelta
 from .control import RequestControl
 from .reasoning import ThinkSplitter
 
 _REASONING_FIELDS = ("reasoning_content", "reasoning")
+
+
+def wire(m: Message) -> dict[str, Any]:
+    """A message in OpenAI's wire shape (name, tool calls and tool_call_id only where set)."""
+    out: dict[str, Any] = {"role": m.role, "content": m.content}
+    if m.name:
+        out["name"] = m.name
+    if m.tool_calls:
+        out["tool_calls"] = [c.to_openai() for c in m.tool_calls]
+        out["content"] = m.content or None
+    if m.tool_call_id:
+        out["tool_call_id"] = m.tool_call_id
+    return out
+
+
+def _logprobs(content: Any) -> list[TokenLogprob]:
+    return [TokenLogprob(token=t.token, logprob=t.logprob, bytes=t.bytes,
+                         top=[(x.token, x.logprob) for x in (t.top_logprobs or [])]) for t in content or []]
 
 
 def _field(obj: Any, name: str) -> Any:
@@ -101,6 +120,8 @@ class OpenAIEngine(Engine):
         first_token_s = None
         pieces = 0  # content chunks: the token count when the server reports no usage
         logprobs: list[float] = []
+        tops: list[TokenLogprob] = []
+        calls: dict[int, dict[str, str]] = {}  # streamed tool-call pieces by their index
         with self._errors():
             response = self._client.chat.completions.create(**kwargs)
             for chunk in response:
@@ -116,6 +137,13 @@ class OpenAIEngine(Engine):
                         finish = choice.finish_reason
                     if choice.logprobs and choice.logprobs.content:
                         logprobs.extend(t.logprob for t in choice.logprobs.content)
+                        tops.extend(_logprobs(choice.logprobs.content))
+                    for tc in choice.delta.tool_calls or []:
+                        acc = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+                        acc["id"] = tc.id or acc["id"]
+                        if tc.function is not None:
+                            acc["name"] += tc.function.name or ""
+                            acc["arguments"] += tc.function.arguments or ""
                     for name in _REASONING_FIELDS:
                         r = _field(choice.delta, name)
                         if r:
@@ -126,10 +154,14 @@ class OpenAIEngine(Engine):
                         pieces += 1
                         yield from splitter.feed(choice.delta.content)
         yield from splitter.close()
-        yield self._completion(
+        c = self._completion(
             request, splitter.reasoning, splitter.answer, finish, usage_obj,
             logprobs if request.logprobs else None, t0, first_token_s, pieces,
         )
+        tool_calls = [ToolCall(id=a["id"] or fn_prompt.call_id(), name=a["name"], arguments=a["arguments"] or "{}")
+                      for _, a in sorted(calls.items())]
+        yield c.model_copy(update={"tool_calls": tool_calls, "logprobs": tops if request.logprobs else None,
+                                   "finish_reason": "tool_calls" if tool_calls else c.finish_reason})
 
     # -- helpers ----------------------------------------------------------------------------
     def _generate_one(self, request: ChatRequest) -> Completion:
@@ -148,15 +180,20 @@ class OpenAIEngine(Engine):
         logprobs = None
         if request.logprobs and choice.logprobs and choice.logprobs.content:
             logprobs = [t.logprob for t in choice.logprobs.content]
-        return self._completion(
+        c = self._completion(
             request, reasoning + splitter.reasoning, splitter.answer,
             choice.finish_reason or "stop", resp.usage, logprobs, t0, None,
         )
+        tool_calls = [ToolCall(id=t.id or fn_prompt.call_id(), name=t.function.name, arguments=t.function.arguments)
+                      for t in choice.message.tool_calls or [] if getattr(t, "function", None) is not None]
+        return c.model_copy(update={
+            "tool_calls": tool_calls, "finish_reason": "tool_calls" if tool_calls else c.finish_reason,
+            "logprobs": _logprobs(choice.logprobs.content) if request.logprobs and choice.logprobs else None})
 
     def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": self.model,
-            "messages": [m.model_dump() for m in request.messages],
+            "messages": [wire(m) for m in request.messages],
             "max_tokens": request.max_tokens,
             "temperature": request.temperature,
             "top_p": request.top_p,
@@ -168,6 +205,14 @@ class OpenAIEngine(Engine):
             kwargs["stop"] = list(request.stop)
         if request.logprobs:
             kwargs["logprobs"] = True
+            if request.top_logprobs:
+                kwargs["top_logprobs"] = request.top_logprobs
+        if request.tools:  # the server applies its chat template's own tool format
+            kwargs["tools"] = list(request.tools)
+            kwargs["tool_choice"] = request.tool_choice or "auto"
+            kwargs["parallel_tool_calls"] = request.parallel_tool_calls
+        if request.response_format is not None:
+            kwargs["response_format"] = request.response_format
         if request.top_k:
             extra["top_k"] = request.top_k
         if request.ignore_eos:

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ContextOverflow
-from ..types import ChatRequest, Completion, Delta, Usage
+from ..functions import prompt as fn_prompt
+from ..functions.spec import Output
+from ..types import ChatRequest, Completion, Delta, TokenLogprob, ToolCall, Usage
 from .reasoning import ThinkSplitter
 
 
@@ -68,8 +70,11 @@ class Seq:
     prompt: list[int]
     sampler: int  # llama_sampler pointer
     splitter: ThinkSplitter | None
+    out: Output | None = None  # the answer's shape when it may hold function calls
     generated: list[int] = field(default_factory=list)
     logprobs: list[float] = field(default_factory=list)
+    tops: list[TokenLogprob] = field(default_factory=list)  # with top_logprobs / logprobs asked
+    calls: list[ToolCall] = field(default_factory=list)
     reasoning_tokens: int = 0
     prefilled: int = 0  # prompt tokens computed for this sequence (the rest were copied or cached)
     text: str = ""
@@ -106,6 +111,14 @@ class Seq:
             upto = len(self.text)
         else:
             upto = len(self.text) - stop_hold(self.text, self.request.stop)
+        if self.out is not None and self.out.calls:
+            if not final and self.shown == 0 and fn_prompt.hold(self.text, self.out):
+                return  # it is, or may become, a function call: nothing is shown as text
+            if final:
+                rest, self.calls = fn_prompt.parse(self.text, self.out)
+                if self.calls:
+                    self.text = rest if self.shown == 0 else self.text
+                    upto = len(self.text)
         if upto <= self.shown:
             return
         piece, self.shown = self.text[self.shown:upto], upto
@@ -121,16 +134,20 @@ class Seq:
             reasoning, answer = self.splitter.reasoning.strip(), self.splitter.answer
         else:
             reasoning, answer = "", self.text
+        if self.calls and self.shown and self.splitter is None:
+            answer = fn_prompt.parse(answer, self.out)[0] if self.out else answer
         return Completion(
             text=answer,
             reasoning=reasoning,
-            finish_reason=self.finish or "stop",
+            finish_reason="tool_calls" if self.calls else (self.finish or "stop"),
             usage=Usage(prompt_tokens=len(self.prompt), completion_tokens=len(self.generated),
                         reasoning_tokens=self.reasoning_tokens, prefilled_tokens=self.prefilled,
                         cached_tokens=len(self.prompt) - self.prefilled),
             model=model,
             timings={"wall_s": wall, "prompt_s": prompt_s, "decode_s": wall - prompt_s, "queue_s": queue_s},
             token_logprobs=self.logprobs if self.request.logprobs else None,
+            logprobs=self.tops if self.request.logprobs else None,
+            tool_calls=self.calls,
         )
 
 

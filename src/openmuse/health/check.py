@@ -189,6 +189,10 @@ class HealthCheck:
         res = request.result
         if info is None or res is None or res.finish_reason == "content_filter":
             return None, None
+        if res.tool_calls or getattr(request, "output", None) is not None and request.output.active:
+            # a function call or JSON the client parses: advice written into it would break it
+            return None, CheckRecord(stage="after", name="health", decision="allow", category="health",
+                                     source="profile", detail="structured answer left as it is")
         answer, changes = revise(res.answer, info["flags"], info["missing"])
         rec = CheckRecord(stage="after", name="health", decision="care", category="health", source="profile",
                           flags=changes)

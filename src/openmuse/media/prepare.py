@@ -98,10 +98,10 @@ def prepare_media(messages: Sequence[Message], capabilities: Capabilities, setti
         for pi, p in enumerate(m.content):
             content.extend(replace.get((mi, pi), [p]))
         if all(p.get("type") == "text" for p in content):  # text only now: one plain string
-            out.append(Message(role=m.role, content="\n\n".join(
-                t for t in (p["text"].strip() for p in content) if t)))
+            out.append(m.model_copy(update={"content": "\n\n".join(
+                t for t in (p["text"].strip() for p in content) if t)}))
         else:
-            out.append(Message(role=m.role, content=content))
+            out.append(m.model_copy(update={"content": content}))
     return Prepared(out, report)
 
 

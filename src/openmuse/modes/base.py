@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..engines.base import Engine
 from ..errors import ConfigError, OptionError
+from ..functions.spec import Output
 from ..types import ChatRequest, Delta, Message
 
 OnEvent = Callable[[Delta], None]
@@ -41,9 +42,15 @@ class Mode(ABC):
     name: ClassVar[str] = ""
     summary: ClassVar[str] = ""  # one line: --help, /v1/models
     Options: ClassVar[type[ModeOptions]] = ModeOptions
+    # Whether ``run`` applies ``self.output`` (tools, response_format, stop, logprobs) to the
+    # request that writes its answer itself; for a mode that does not, the ``Assistant`` asks
+    # for the final shape in one more request after it (``shape``).
+    shapes_output: ClassVar[bool] = False
 
     def __init__(self, options: ModeOptions | Mapping[str, Any] | None = None):
         self.options = self.parse_options(options)
+        self.output = Output()  # set by the Assistant for each request
+        self.answer_fields: dict[str, Any] = {}  # stop, logprobs, top_logprobs for the answer
 
     @classmethod
     def parse_options(cls, options: ModeOptions | Mapping[str, Any] | None) -> ModeOptions:
@@ -72,6 +79,34 @@ class Mode(ABC):
         fields = dict(max_tokens=o.max_tokens, temperature=o.temperature, seed=o.seed)
         fields.update(overrides)
         return ChatRequest(messages=tuple(messages), **fields)
+
+    def answer_request(self, messages: Sequence[Message], **overrides) -> ChatRequest:
+        """The request that writes the answer: ``request`` with the output's shape (tools,
+        response_format) and the answer's own fields (stop, logprobs)."""
+        return self.request(messages, **{**self.output.request_fields(), **self.answer_fields, **overrides})
+
+    def context_fields(self) -> dict[str, Any]:
+        """For a request before the answer (reasoning): the tools listed, none callable."""
+        if not self.output.tools:
+            return {}
+        return {"tools": tuple(t.to_openai() for t in self.output.tools), "tool_choice": "none"}
+
+    def shape(self, engine: Engine, messages: Sequence[Message], result: Any) -> Any:
+        """``result`` (a ``Result``) in the requested shape, for a mode that does not apply the
+        output itself: the conversation, the mode's answer as a draft, and one request under the
+        output's constraint (a call to a tool, or the JSON) that writes the final answer."""
+        from .. import prompts
+        from ..assistant.result import Result
+
+        p = prompts.load("functions")["shape"]
+        draft = result.answer.strip() or "(no answer)"
+        msgs = [*messages, Message(role="assistant", content=draft), Message(role="user", content=p)]
+        c = engine.generate(self.answer_request(msgs))
+        assert isinstance(result, Result)
+        return result.model_copy(update={
+            "answer": c.text.strip(), "tool_calls": c.tool_calls, "finish_reason": c.finish_reason,
+            "logprobs": c.logprobs, "usage": result.usage + c.usage.model_copy(update={"reasoning_tokens": 0}),
+            "timings": {**result.timings, "shape_s": c.timings.get("wall_s", 0.0)}})
 
 
 def check_messages(messages: Sequence[Message]) -> None:

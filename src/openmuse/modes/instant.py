@@ -15,6 +15,7 @@ from .base import Mode, OnEvent, with_system
 class InstantMode(Mode):
     name = "instant"
     summary = "answer at once"
+    shapes_output = True
 
     def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Result:
         t0 = time.perf_counter()
@@ -22,10 +23,12 @@ class InstantMode(Mode):
         msgs = with_system(messages, p["system"])
         if engine.capabilities.native_reasoning and engine.capabilities.assistant_prefill:
             msgs.append(Message(role="assistant", content=p["native"]["prefill"]))
-        c = engine.generate_many([self.request(msgs)], on_delta=on_event)[0]
+        c = engine.generate_many([self.answer_request(msgs)], on_delta=on_event)[0]
         return Result(
             answer=c.text.strip(),
             reasoning=c.reasoning,
+            tool_calls=c.tool_calls,
+            logprobs=c.logprobs,
             finish_reason=c.finish_reason,
             usage=c.usage,
             model=c.model,

@@ -39,6 +39,7 @@ class ThinkingMode(Mode):
     name = "thinking"
     summary = "reason first, under a token budget, then answer"
     Options = ThinkingOptions
+    shapes_output = True
 
     def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Result:
         caps = engine.capabilities
@@ -57,14 +58,14 @@ class ThinkingMode(Mode):
             r_msgs = [*base, Message(role="assistant", content=opener)]
         else:
             r_msgs = base
-        r_req = self.request(r_msgs, max_tokens=budget, stop=tuple(p["reasoning_stop"]))
+        r_req = self.request(r_msgs, max_tokens=budget, stop=tuple(p["reasoning_stop"]), **self.context_fields())
         self._check_budget(engine, base, p)
         r = engine.generate_many([r_req], on_delta=as_reasoning)[0]
         reasoning = (r.reasoning + r.text) if r.reasoning and r.text else (r.reasoning or r.text)
         t1 = time.perf_counter()
 
         # Phase 2: close the reasoning and continue into the answer.
-        a_req = self.request(self._answer_messages(base, reasoning, p, caps.assistant_prefill))
+        a_req = self.answer_request(self._answer_messages(base, reasoning, p, caps.assistant_prefill))
         a = engine.generate_many([a_req], on_delta=on_event)[0]
         t2 = time.perf_counter()
 
@@ -72,6 +73,8 @@ class ThinkingMode(Mode):
         return Result(
             answer=a.text.strip(),
             reasoning=reasoning.strip(),
+            tool_calls=a.tool_calls,
+            logprobs=a.logprobs,
             finish_reason=a.finish_reason,
             usage=Usage(
                 prompt_tokens=r.usage.prompt_tokens,

@@ -185,10 +185,11 @@ class SafetyCheck:
         res = request.result
         if not self.settings.enabled or res is None or res.finish_reason == "content_filter":
             return None, None
-        text = "\n".join(t for t in (res.reasoning, res.answer) if t)
+        calls = [f"{c.name}({c.arguments})" for c in res.tool_calls]  # a call's arguments are output too
+        text = "\n".join(t for t in (res.reasoning, res.answer, *calls) if t)
         rec = self.judge_answer(request.messages, text, doubt=request.notes.get("safety") == "care")
         if rec.decision == "refuse":
             # the trace holds the agents' and the draft's text: it goes with the answer
             return res.model_copy(update={"answer": refusal_text(rec.category), "reasoning": "", "trace": None,
-                                          "finish_reason": "content_filter"}), rec
+                                          "tool_calls": [], "finish_reason": "content_filter"}), rec
         return None, rec

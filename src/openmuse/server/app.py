@@ -31,10 +31,10 @@ from ..engines import Engine, EngineSettings, create_engine
 from ..media import MediaSettings
 from ..modes.base import has_media
 from ..safety.settings import SafetySettings
-from . import chat, errors
+from . import chat, completions, errors, responses
 from .errors import APIError
 from .render import render
-from .schemas import PREFIX, ChatCompletionBody, RenameBody, model_list
+from .schemas import MAX_N, PREFIX, ChatCompletionBody, RenameBody, model_list
 from .security import LOOPBACK_HOSTS, BodyLimit, HostGuard, Keys, SecurityHeaders
 from .store import LOCAL_OWNER, Store, owner_of
 
@@ -66,6 +66,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     state: dict[str, Any] = {"engine": engine, "assistant": None}
     keys = Keys(config.api_keys)
     running = chat.Running()
+    memory = responses.Memory()
 
     def get_engine() -> Engine:
         if state["engine"] is None:
@@ -102,9 +103,49 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     async def models():
         return model_list(get_engine().model)
 
+    @app.get("/v1/models/{model_id}", dependencies=[Depends(owner)])
+    async def model(model_id: str):
+        found = next((m for m in model_list(get_engine().model)["data"] if m["id"] == model_id), None)
+        if found is None:
+            raise APIError(404, f"no model '{model_id}' (use {', '.join(model_names())}, or muse)",
+                           code="model_not_found", param="model")
+        return found
+
     @app.post("/v1/chat/completions")
-    async def completions(body: ChatCompletionBody, request: Request, who: str = Depends(owner)):
+    async def chat_completions(body: ChatCompletionBody, request: Request, who: str = Depends(owner)):
         return await _chat(config, store, running, get_assistant, body, who, request)
+
+    @app.post("/v1/responses")
+    async def create_response(body: responses.ResponsesBody, request: Request, who: str = Depends(owner)):
+        earlier = memory.get(who, body.previous_response_id) if body.previous_response_id else []
+        chat_body = responses.to_chat(body, earlier)
+        b = await begin(store, get_assistant, chat_body, who)
+        shaper = responses.Shaper(body, b.conv_id)
+        sent = [m.model_dump(exclude_none=True) for m in chat_body.messages]
+
+        def remember(result) -> None:
+            if body.store:
+                memory.put(who, shaper.id, responses.history(sent, result))
+
+        if body.stream:
+            fmt = responses.ResponsesFormat(shaper, on_done=remember)
+            return StreamingResponse(chat.stream(b.assistant, b.reqs, b.control, fmt, store, who, b.conv_id,
+                                                 running), media_type="text/event-stream",
+                                     headers={"cache-control": "no-cache"})
+        results = await chat.answer(b.assistant, b.reqs, b.control, store, who, b.conv_id, running, request)
+        remember(results[0])
+        return shaper.response(results[0])
+
+    @app.post("/v1/completions")
+    async def text_completions(body: completions.CompletionsBody, request: Request, who: str = Depends(owner)):
+        b = await begin(store, get_assistant, body.to_chat(), who)
+        if body.stream:
+            fmt = completions.CompletionsFormat(body, len(b.reqs))
+            return StreamingResponse(chat.stream(b.assistant, b.reqs, b.control, fmt, store, who, b.conv_id,
+                                                 running), media_type="text/event-stream",
+                                     headers={"cache-control": "no-cache"})
+        results = await chat.answer(b.assistant, b.reqs, b.control, store, who, b.conv_id, running, request)
+        return completions.response(body, results)
 
     _conversation_routes(app, store, running, owner)
 
@@ -151,17 +192,29 @@ def _conversation_routes(app: FastAPI, store: Store, running: chat.Running, owne
         return {"id": cid, "object": "conversation.deleted", "deleted": True}
 
 
-async def _chat(config: ServerConfig, store: Store, running: chat.Running, get_assistant,
-                body: ChatCompletionBody, who: str, request: Request):
-    """Check, prepare the media (the Assistant), store the question, then answer (streamed or not)."""
+@dataclass
+class Begun:
+    """A request checked, its media prepared and its question stored: ready to answer."""
+
+    assistant: Assistant
+    reqs: list  # one prepared ``Request`` per choice
+    conv_id: str | None
+    control: Any
+
+
+async def begin(store: Store, get_assistant, body: ChatCompletionBody, who: str) -> Begun:
+    """Check, prepare the media (the Assistant), store the question: every front door of the
+    API (Chat Completions, Responses, Completions) goes through here."""
     mode_name = body.mode_name()
     if mode_name is None:
         raise APIError(404, f"unknown model '{body.model}' (use {', '.join(model_names())}, or muse with "
                             "reasoning_effort)", "invalid_request_error", "model_not_found", "model")
-    if body.n not in (None, 1):
-        raise APIError(400, "n must be 1: OpenMuse returns one choice (ask again, or use muse-contemplating "
-                            "for several agents)", code="unsupported_value", param="n")
+    n = 1 if body.n is None else body.n
+    if not 1 <= n <= MAX_N:
+        raise APIError(400, f"n must be from 1 to {MAX_N} (each choice is a whole answer of the mode)",
+                       code="invalid_value", param="n")
     options = chat.mode_options(mode_name, body)
+    output, fields = body.output(), body.answer_fields()
     messages = body.chat_messages()
     if not any(m.role == "user" and (m.text().strip() or has_media(m)) for m in messages):
         raise APIError(400, "the conversation has no user message with text or media", param="messages")
@@ -172,14 +225,23 @@ async def _chat(config: ServerConfig, store: Store, running: chat.Running, get_a
     # every media part is checked and prepared before the mode runs or anything is stored
     req = await run_in_threadpool(lambda: assistant.prepare(messages, mode_name, options,
                                                             media_names=body.media_names(),
-                                                            profile=body.muse.profile))
+                                                            profile=body.muse.profile, output=output,
+                                                            answer_fields=fields))
+    reqs = [req, *(assistant.fork(req, i) for i in range(1, n))]
     conv_id = await run_in_threadpool(chat.begin, store, who, body, messages, req.media)
-    control = assistant.control()
+    return Begun(assistant, reqs, conv_id, assistant.control())
+
+
+async def _chat(config: ServerConfig, store: Store, running: chat.Running, get_assistant,
+                body: ChatCompletionBody, who: str, request: Request):
+    """Check, prepare, store the question, then answer (streamed or not)."""
+    b = await begin(store, get_assistant, body, who)
     if body.stream:
-        return StreamingResponse(chat.stream(assistant, req, control, body, store, who, conv_id, running),
+        fmt = chat.ChatFormat(body, len(b.reqs), b.conv_id)
+        return StreamingResponse(chat.stream(b.assistant, b.reqs, b.control, fmt, store, who, b.conv_id, running),
                                  media_type="text/event-stream", headers={"cache-control": "no-cache"})
-    result = await chat.answer(assistant, req, control, store, who, conv_id, running, request)
-    return chat.response(body, result, conv_id)
+    results = await chat.answer(b.assistant, b.reqs, b.control, store, who, b.conv_id, running, request)
+    return chat.response(body, results, b.conv_id)
 
 
 def model_names() -> list[str]:

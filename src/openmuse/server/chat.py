@@ -75,31 +75,32 @@ def mode_options(mode: str, body: ChatCompletionBody) -> ModeOptions:
         raise APIError(400, msg, code="unknown_parameter" if e.unknown else "invalid_value", param=where) from None
 
 
-async def answer(assistant: Assistant, req: Request, control: RequestControl, store: Store, owner: str,
-                 cid: str | None, running: Running, http: Any) -> Result:
-    """The non-streamed answer; a client that disconnects meanwhile cancels it."""
+async def answer(assistant: Assistant, reqs: list[Request], control: RequestControl, store: Store, owner: str,
+                 cid: str | None, running: Running, http: Any) -> list[Result]:
+    """The non-streamed answer (one ``Result`` per choice, answered together); a client that
+    disconnects meanwhile cancels them. The first choice is stored."""
     loop = asyncio.get_running_loop()
     if cid:
         running.add(cid, control.cancel)
     try:
-        fut = loop.run_in_executor(None, lambda: assistant.run(req, control=control))
-        while not fut.done():
-            await asyncio.wait({fut}, timeout=0.25)
-            if not fut.done() and await http.is_disconnected():
+        futs = [loop.run_in_executor(None, lambda r=r: assistant.run(r, control=control)) for r in reqs]
+        while not all(f.done() for f in futs):
+            await asyncio.wait(futs, timeout=0.25)
+            if not all(f.done() for f in futs) and await http.is_disconnected():
                 control.cancel()
         try:
-            result = fut.result()
+            results = [f.result() for f in futs]
         except Exception as e:  # the question stays, with the error beside it; the client gets the error
             if control.cancelled and cid and not await run_in_threadpool(store.exists, cid, owner=owner):
                 raise deleted_error() from None
-            await run_in_threadpool(fail, store, owner, cid, req.mode.name, muse_error_body(e)[1])
+            await run_in_threadpool(fail, store, owner, cid, reqs[0].mode.name, muse_error_body(e)[1])
             raise
     finally:
         if cid:
             running.remove(cid, control.cancel)
-    if not await run_in_threadpool(finish, store, owner, cid, result):
+    if not await run_in_threadpool(finish, store, owner, cid, results[0]):
         raise deleted_error()
-    return result
+    return results
 
 
 # -- the store ------------------------------------------------------------------------------
@@ -186,28 +187,59 @@ def openai_usage(u: Usage) -> dict[str, Any]:
             "prompt_tokens_details": {"cached_tokens": u.cached_tokens}}
 
 
+def total_usage(results: list[Result]) -> Usage:
+    """The usage of all choices: the prompt once, every choice's completion."""
+    u = results[0].usage
+    for r in results[1:]:
+        u = u + r.usage.model_copy(update={"prompt_tokens": 0, "cached_tokens": 0, "prefilled_tokens": 0})
+    return u
+
+
 def muse_field(result: Result, conv_id: str | None) -> dict[str, Any]:
     """The ``muse`` object: ``Result.to_json()`` less what the message already carries."""
     return {"conversation_id": conv_id,
-            **{k: v for k, v in result.to_json().items() if k not in ("answer", "reasoning")}}
+            **{k: v for k, v in result.to_json().items() if k not in ("answer", "reasoning", "tool_calls", "logprobs")}}
 
 
-def response(body: ChatCompletionBody, result: Result, conv_id: str | None) -> dict[str, Any]:
-    message: dict[str, Any] = {"role": "assistant", "content": result.answer}
+def openai_logprobs(result: Result) -> dict[str, Any] | None:
+    if result.logprobs is None:
+        return None
+    return {"content": [{"token": t.token, "logprob": t.logprob, "bytes": t.bytes,
+                         "top_logprobs": [{"token": tok, "logprob": lp, "bytes": list(tok.encode())}
+                                          for tok, lp in t.top]} for t in result.logprobs], "refusal": None}
+
+
+def message_of(result: Result, structured: bool = False) -> dict[str, Any]:
+    """The assistant message of a choice. A check's refusal of a request that asked for JSON
+    or a tool call goes in ``refusal`` with no content (OpenAI's structured-output refusal),
+    so that a client parsing the content never parses a refusal."""
+    refused = structured and result.finish_reason == "content_filter"
+    content = None if refused or (result.tool_calls and not result.answer) else result.answer
+    message: dict[str, Any] = {"role": "assistant", "content": content,
+                               "refusal": result.answer if refused else None}
+    if result.tool_calls:
+        message["tool_calls"] = [c.to_openai() for c in result.tool_calls]
     if result.reasoning:
         message["reasoning_content"] = result.reasoning
+    return message
+
+
+def response(body: ChatCompletionBody, results: list[Result], conv_id: str | None) -> dict[str, Any]:
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
         "model": body.model,
-        "choices": [{"index": 0, "message": message, "logprobs": None,
-                     "finish_reason": openai_finish(result)}],
-        "usage": openai_usage(result.usage),
-        "muse": muse_field(result, conv_id),
+        "choices": [{"index": i, "message": message_of(r, body.output().active), "logprobs": openai_logprobs(r) if body.logprobs else None,
+                     "finish_reason": openai_finish(r)} for i, r in enumerate(results)],
+        "usage": openai_usage(total_usage(results)),
+        "muse": muse_field(results[0], conv_id),
     }
 
 
 def openai_finish(result: Result) -> str:
-    """OpenAI's finish_reason: length, content_filter (a check answered or replaced), else stop."""
+    """OpenAI's finish_reason: tool_calls, length, content_filter (a check answered or
+    replaced), else stop."""
+    if result.tool_calls:
+        return "tool_calls"
     return result.finish_reason if result.finish_reason in ("length", "content_filter") else "stop"
 
 
@@ -216,96 +248,167 @@ def sse(data: dict[str, Any], event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-class _Events:
-    """Deltas as SSE: answer text as OpenAI chunks; agent pieces and states as ``muse.agent``
-    events. Once agents have spoken, answer text is the synthesis (``muse.synthesis``) and the
-    final answer is sent whole at the end."""
+class _Chunks:
+    """One stream's ``chat.completion.chunk``s (every choice's), all with the same id."""
 
     def __init__(self, body: ChatCompletionBody):
-        self.body, self.sid, self.created, self.agents = body, f"chatcmpl-{uuid.uuid4().hex}", int(time.time()), False
+        self.body, self.sid, self.created = body, f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
+        self.usage = bool(body.stream_options and body.stream_options.include_usage)
+
+    def chunk(self, index: int, delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
+        data: dict[str, Any] = {"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
+                                "model": self.body.model,
+                                "choices": [{"index": index, "delta": delta, "logprobs": extra.pop("logprobs", None),
+                                             "finish_reason": finish}]}
+        if self.usage:  # OpenAI: with include_usage every chunk has usage (null until the last)
+            data["usage"] = None
+        data.update(extra)
+        return sse(data)
+
+    def usage_chunk(self, results: list[Result]) -> str:
+        return sse({"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
+                    "model": self.body.model, "choices": [], "usage": openai_usage(total_usage(results))})
+
+
+class _Choice:
+    """One choice of a stream: its deltas as chunks. Answer text streams as ``content`` (its
+    leading whitespace dropped, as the non-streamed answer's is), reasoning as
+    ``reasoning_content``. Contemplating's agents and synthesis go out as named events when the
+    client asked for them (``muse.events``: the web app), else as short ``reasoning_content``
+    lines; the final answer then comes whole at the end. Tool calls come at the end too."""
+
+    def __init__(self, chunks: _Chunks, index: int, events: bool, structured: bool = False):
+        self.c, self.i, self.events, self.agents = chunks, index, events, False
+        self.structured = structured  # JSON or tool calls asked: a check's refusal goes in ``refusal``
         self.sent = ""  # answer text already sent as content chunks
 
-    def chunk(self, delta: dict[str, Any], finish: str | None = None) -> str:
-        return sse({"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
-                    "model": self.body.model,
-                    "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
-
-    def delta(self, d: Delta) -> str:
+    def delta(self, d: Delta) -> str | None:
+        c, i = self.c, self.i
         if d.kind == "reasoning":
-            return self.chunk({"reasoning_content": d.text})
+            return c.chunk(i, {"reasoning_content": d.text})
         if d.kind in ("agent", "status"):
             self.agents = True
-            if d.kind == "agent":
-                return sse({"agent": d.index, "text": d.text}, "muse.agent")
-            return sse({"agent": d.index, "status": d.text}, "muse.agent")
+            if self.events:
+                key = "text" if d.kind == "agent" else "status"
+                return sse({"agent": d.index, key: d.text, "choice": i}, "muse.agent")
+            return c.chunk(i, {"reasoning_content": f"Agent {d.index + 1} {d.text}.\n"}) if d.kind == "status" else None
         if self.agents:
-            return sse({"text": d.text}, "muse.synthesis")
-        self.sent += d.text
-        return self.chunk({"content": d.text})
+            if self.events:
+                return sse({"text": d.text, "choice": i}, "muse.synthesis")
+            return c.chunk(i, {"reasoning_content": d.text})
+        text = d.text if self.sent else d.text.lstrip()
+        if not text:
+            return None
+        self.sent += text
+        return c.chunk(i, {"content": text})
 
-    def final(self, result: Result, conv_id: str | None) -> list[str]:
-        out = [self.chunk({"content": result.answer})] if self.agents else []
-        if not self.agents and (result.revised_by or not self.sent) and result.answer != self.sent:
-            if result.answer.startswith(self.sent):  # a check added to the end
-                out.append(self.chunk({"content": result.answer[len(self.sent):]}))
+    def final(self, result: Result, conv_id: str | None, logprobs: bool) -> list[str]:
+        c, i, out = self.c, self.i, []
+        answer = result.answer
+        if self.structured and result.finish_reason == "content_filter" and not self.sent:
+            out.append(c.chunk(i, {"refusal": answer}))
+        elif self.agents or not self.sent:
+            if answer:
+                out.append(c.chunk(i, {"content": answer}))
+        elif answer != self.sent:
+            if answer.startswith(self.sent):  # a check added to the end
+                out.append(c.chunk(i, {"content": answer[len(self.sent):]}))
             else:
                 # a check (safety, health) rewrote text the client has already seen: the whole
-                # answer again in muse.replaced (the web app shows only it), and for plain
-                # OpenAI clients as a marked continuation
-                if self.sent:
-                    out.append(sse({"content": result.answer, "finish_reason": openai_finish(result)},
+                # answer in muse.replaced (the web app shows only it), and for plain OpenAI
+                # clients as a marked continuation
+                if self.events:
+                    out.append(sse({"content": answer, "finish_reason": openai_finish(result), "choice": i},
                                    "muse.replaced"))
-                head = "\n\n[revised by a check]\n" if self.sent else ""
-                out.append(self.chunk({"content": head + result.answer}))
-        out.append(self.chunk({}, openai_finish(result)))
-        if self.body.stream_options and self.body.stream_options.include_usage:
-            out.append(sse({"id": self.sid, "object": "chat.completion.chunk", "created": self.created,
-                            "model": self.body.model, "choices": [], "usage": openai_usage(result.usage)}))
-        out.append(sse(muse_field(result, conv_id), "muse.result"))
+                out.append(c.chunk(i, {"content": "\n\n[revised by a check]\n" + answer}))
+        if result.tool_calls:
+            out.append(c.chunk(i, {"tool_calls": [{"index": k, **call.to_openai()}
+                                                  for k, call in enumerate(result.tool_calls)]}))
+        extra: dict[str, Any] = {"muse": muse_field(result, conv_id)}
+        if logprobs:
+            extra["logprobs"] = openai_logprobs(result)
+        out.append(c.chunk(i, {}, openai_finish(result), **extra))
         return out
 
 
-async def stream(assistant: Assistant, req: Request, control: RequestControl, body: ChatCompletionBody,
+class ChatFormat:
+    """Chat Completions' SSE: the chunks of every choice, then (asked for) ``muse.result``
+    and the usage chunk, then ``[DONE]``."""
+
+    def __init__(self, body: ChatCompletionBody, n: int, conv_id: str | None):
+        self.body, self.conv_id = body, conv_id
+        self.chunks = _Chunks(body)
+        structured = body.output().active
+        self.choices = [_Choice(self.chunks, i, body.muse.events, structured) for i in range(n)]
+
+    def start(self) -> list[str]:
+        return [self.chunks.chunk(i, {"role": "assistant", "content": ""}) for i in range(len(self.choices))]
+
+    def delta(self, i: int, d: Delta) -> list[str]:
+        piece = self.choices[i].delta(d)
+        return [piece] if piece else []
+
+    def final(self, i: int, result: Result) -> list[str]:
+        return self.choices[i].final(result, self.conv_id, self.body.logprobs)
+
+    def end(self, results: list[Result]) -> list[str]:
+        out = [sse(muse_field(results[0], self.conv_id), "muse.result")] if self.body.muse.events else []
+        if self.chunks.usage:
+            out.append(self.chunks.usage_chunk(results))
+        return [*out, "data: [DONE]\n\n"]
+
+    def error(self, err: dict[str, Any]) -> list[str]:
+        return [sse(err), "data: [DONE]\n\n"]
+
+
+async def stream(assistant: Assistant, reqs: list[Request], control: RequestControl, fmt: Any,
                  store: Store, owner: str, conv_id: str | None, running: Running) -> AsyncIterator[str]:
-    """The SSE stream of one answer; the question is already stored under ``conv_id``. A client
-    that goes away (the generator is closed) or a deleted conversation cancels the generation."""
+    """The SSE stream of one answer in ``fmt``'s shape (``ChatFormat``, or the Responses API's
+    events); the question is already stored under ``conv_id``. A client that goes away (the
+    generator is closed) or a deleted conversation cancels the generation."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()
-    events = _Events(body)
 
-    def put(kind: str, item: Any) -> None:
-        loop.call_soon_threadsafe(queue.put_nowait, (kind, item))
+    def put(kind: str, item: Any, i: int = 0) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, (kind, item, i))
 
-    def work() -> None:
+    def work(i: int) -> None:
         try:
-            result = assistant.run(req, lambda d: put("delta", d), control=control)
+            result = assistant.run(reqs[i], lambda d: put("delta", d, i), control=control)
         except Exception as e:  # stored as the error marker (a no-op once the conversation is gone)
             err = muse_error_body(e)[1]
-            fail(store, owner, conv_id, req.mode.name, err)
+            if i == 0:
+                fail(store, owner, conv_id, reqs[0].mode.name, err)
             # cancelled: the conversation was deleted (say so) or the client left (nobody reads it)
-            return put("deleted", None) if control.cancelled else put("error", err)
-        put("done", result) if finish(store, owner, conv_id, result) else put("deleted", None)
+            return put("deleted", None, i) if control.cancelled else put("error", err, i)
+        if i == 0 and not finish(store, owner, conv_id, result):
+            return put("deleted", None, i)
+        put("done", result, i)
 
     if conv_id:
         running.add(conv_id, control.cancel)
-    loop.run_in_executor(None, work)
+    for i in range(len(reqs)):
+        loop.run_in_executor(None, work, i)
+    results: dict[int, Result] = {}
     try:
-        yield events.chunk({"role": "assistant", "content": ""})
-        while True:
-            kind, item = await queue.get()
-            if kind == "delta":
-                yield events.delta(item)
-                continue
-            if kind == "done":
-                for piece in events.final(item, conv_id):
+        for piece in fmt.start():
+            yield piece
+        while len(results) < len(reqs):
+            kind, item, i = await queue.get()
+            if kind in ("delta", "done"):
+                if kind == "done":
+                    results[i] = item
+                for piece in fmt.delta(i, item) if kind == "delta" else fmt.final(i, item):
                     yield piece
-            elif kind == "deleted":
+                continue
+            if kind == "deleted":
                 e = deleted_error()
-                yield sse(error_body(e.message, e.type, e.code, e.param))
-            else:
-                yield sse(item)
-            yield "data: [DONE]\n\n"
+                item = error_body(e.message, e.type, e.code, e.param)
+            for piece in fmt.error(item):
+                yield piece
             return
+        for piece in fmt.end([results[i] for i in range(len(reqs))]):
+            yield piece
     finally:
         control.cancel()  # a no-op once the answer is done; frees the engine if the client left
         if conv_id:

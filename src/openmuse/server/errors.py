@@ -57,7 +57,8 @@ def muse_error_body(e: BaseException) -> tuple[int, dict[str, Any]]:
         return 500, error_body(f"internal error: {type(e).__name__}", "server_error", "internal_error")
     status = muse_status(e)
     message = redact(str(e)) if status >= 500 or isinstance(e, ModelNotFound) else str(e)
-    return status, error_body(message, "server_error" if status >= 500 else "invalid_request_error", e.code)
+    return status, error_body(message, "server_error" if status >= 500 else "invalid_request_error", e.code,
+                              getattr(e, "param", None))
 
 
 def _content_error(errs: list[dict[str, Any]]) -> tuple[str, str] | None:

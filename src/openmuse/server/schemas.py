@@ -17,7 +17,9 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from .. import registry
-from ..types import Message
+from ..functions import Output, SpecError
+from ..types import Message, ToolCall
+from .errors import APIError
 
 PREFIX = "muse-"
 EFFORT = {"none": "instant", "minimal": "instant", "low": "instant", "medium": "thinking", "high": "contemplating"}
@@ -46,7 +48,11 @@ class TextPart(_Strict):
 
 class ImagePart(_Strict):
     type: Literal["image_url"]
-    image_url: _URL
+    image_url: _URL | StrictStr  # some clients send the URL as a bare string
+
+    def model_post_init(self, _context: Any) -> None:
+        if isinstance(self.image_url, str):
+            self.image_url = _URL(url=self.image_url)
 
 
 class InputAudioPart(_Strict):
@@ -64,7 +70,39 @@ class VideoURLPart(_Strict):
     video_url: _URL
 
 
-Part = Annotated[TextPart | ImagePart | InputAudioPart | AudioURLPart | VideoURLPart, Field(discriminator="type")]
+class RefusalPart(_Strict):
+    """An assistant message's refusal (kept as its text)."""
+
+    type: Literal["refusal"]
+    refusal: StrictStr
+
+
+class FilePart(BaseModel):
+    """A ``file`` part: recognised so that the refusal can say what to send instead."""
+
+    model_config = ConfigDict(extra="allow")
+    type: Literal["file"]
+
+
+Part = Annotated[TextPart | ImagePart | InputAudioPart | AudioURLPart | VideoURLPart | RefusalPart | FilePart,
+                 Field(discriminator="type")]
+
+
+class FunctionCall(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    name: StrictStr = Field(min_length=1)
+    arguments: StrictStr = "{}"
+
+
+class ToolCallIn(BaseModel):
+    """An assistant message's tool call, as the client got it back."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: StrictStr = Field(min_length=1)
+    type: Literal["function"] = "function"
+    function: FunctionCall
 
 
 class ChatMessage(BaseModel):
@@ -72,13 +110,33 @@ class ChatMessage(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    role: Literal["system", "user", "assistant", "tool"]
-    content: StrictStr | list[Part]
+    # ``developer`` is OpenAI's newer name for ``system`` (served as system)
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: StrictStr | list[Part] | None = None  # None: an assistant message that only calls tools
+    name: StrictStr | None = Field(default=None, max_length=64)
+    tool_calls: list[ToolCallIn] | None = None  # assistant
+    tool_call_id: StrictStr | None = None  # tool: the call it answers
+    refusal: StrictStr | None = None  # assistant: a refusal it gave
 
     def to_message(self) -> Message:
+        role = "system" if self.role == "developer" else self.role
+        calls = tuple(ToolCall(id=c.id, name=c.function.name, arguments=c.function.arguments)
+                      for c in self.tool_calls or ())
+        fields: dict[str, Any] = {"name": self.name, "tool_calls": calls, "tool_call_id": self.tool_call_id}
+        if self.content is None:
+            return Message(role=role, content=self.refusal or "", **fields)
         if isinstance(self.content, str):
-            return Message(role=self.role, content=self.content)
-        return Message(role=self.role, content=[p.model_dump(exclude_none=True) for p in self.content])
+            return Message(role=role, content=self.content, **fields)
+        parts = []
+        for p in self.content:
+            if isinstance(p, RefusalPart):
+                parts.append({"type": "text", "text": p.refusal})
+            elif isinstance(p, FilePart):
+                raise APIError(400, "file parts are not served: send text as text parts, images as image_url, "
+                                    "audio as input_audio", code="unsupported_content_part", param="messages")
+            else:
+                parts.append(p.model_dump(exclude_none=True))
+        return Message(role=role, content=parts, **fields)
 
 
 class GroundOptions(BaseModel):
@@ -105,6 +163,9 @@ class MuseOptions(BaseModel):
     # The health profile for this request: "health" always, "off" never, "auto"/None: the server's
     # default (medical questions). The safety layer itself is the server's to set, not the client's.
     profile: Literal["auto", "health", "off"] | None = None
+    # Stream OpenMuse's progress as named SSE events (muse.agent, muse.synthesis, muse.replaced,
+    # muse.result) besides the standard chunks; the web app asks for them, OpenAI clients do not.
+    events: bool = False
 
     def mode_values(self) -> dict[str, Any]:
         """The keys meant for the mode."""
@@ -115,15 +176,28 @@ class StreamOptions(BaseModel):
     include_usage: bool = False
 
 
+MAX_N = 8  # most choices in one request (each is a full answer of the mode)
+
+
 class ChatCompletionBody(BaseModel):
-    """Fields OpenAI clients send that OpenMuse does not use are accepted and ignored."""
+    """Fields OpenAI clients send that OpenMuse does not use (``user``, ``metadata``,
+    penalties, …) are accepted and ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
     model: str
     messages: list[ChatMessage] = Field(min_length=1)
-    n: int | None = None  # only 1 is served (checked by the handler: a 400 naming ``n``)
+    n: int | None = None  # choices (at most MAX_N, checked by the handler), answered together
     stream: bool = False
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    functions: list[dict[str, Any]] | None = None  # the legacy spelling of tools
+    function_call: str | dict[str, Any] | None = None  # … and of tool_choice
+    response_format: dict[str, Any] | None = None
+    stop: str | list[str] | None = None
+    logprobs: bool = False
+    top_logprobs: int | None = Field(default=None, ge=0, le=20)
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
@@ -135,6 +209,32 @@ class ChatCompletionBody(BaseModel):
 
     def chat_messages(self) -> list[Message]:
         return [m.to_message() for m in self.messages]
+
+    def output(self) -> Output:
+        """The answer's shape (``functions.spec``); a bad value is a 400 naming it."""
+        tools, choice = self.tools, self.tool_choice
+        if tools is None and self.functions:
+            tools = [{"type": "function", "function": f} for f in self.functions]
+            fc = self.function_call
+            choice = {"type": "function", "function": fc} if isinstance(fc, dict) else fc
+        try:
+            return Output.parse(tools, choice, self.parallel_tool_calls, self.response_format)
+        except SpecError as e:
+            raise APIError(400, str(e), code="invalid_value", param=e.param) from None
+
+    def answer_fields(self) -> dict[str, Any]:
+        """``stop``, ``logprobs`` and ``top_logprobs`` for the request that writes the answer."""
+        stops = [self.stop] if isinstance(self.stop, str) else list(self.stop or [])
+        if len(stops) > 4 or any(not s for s in stops):
+            raise APIError(400, "stop takes at most 4 non-empty strings", code="invalid_value", param="stop")
+        if self.top_logprobs and not self.logprobs:
+            raise APIError(400, "top_logprobs needs logprobs: true", code="invalid_value", param="top_logprobs")
+        out: dict[str, Any] = {}
+        if stops:
+            out["stop"] = tuple(stops)
+        if self.logprobs:
+            out.update(logprobs=True, top_logprobs=self.top_logprobs or 0)
+        return out
 
     def media_names(self) -> dict[tuple[int, int], str]:
         """(message, part) -> file name for the media parts of the last user message."""

@@ -281,7 +281,7 @@ async function send(text, files) {
   state.history.push({ role: "user", content });
   const body = {
     model: "muse-" + mode, stream: true, stream_options: { include_usage: true },
-    messages: state.history, muse: { conversation_id: state.current },
+    messages: state.history, muse: { conversation_id: state.current, events: true },
   };
   if (mode === "contemplating") body.muse.agents = agents;
   if (files.length) body.muse.media_names = files.map((f) => f.name);
