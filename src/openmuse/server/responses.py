@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..assistant import Result
 from ..types import Delta
-from .chat import muse_field, sse
+from .chat import Trim, muse_field, sse
 from .errors import APIError
 from .schemas import ChatCompletionBody, MuseOptions
 
@@ -258,6 +258,7 @@ class ResponsesFormat:
         self.text, self.reasoning = "", ""
         self.open: str | None = None  # the item now streaming: "reasoning" or "message"
         self.agents = False  # Contemplating's agents spoke: answer text is then the synthesis
+        self.trim = Trim()
         self.items: list[dict[str, Any]] = []  # output items done
 
     def ev(self, kind: str, **data: Any) -> str:
@@ -326,7 +327,7 @@ class ResponsesFormat:
             return self._reasoning(f"Agent {d.index + 1} {d.text}.\n") if d.kind == "status" else []
         if d.kind == "reasoning" or self.agents:  # the synthesizer's text is reasoning too
             return self._reasoning(d.text) if d.text else []
-        text = d.text if self.text else d.text.lstrip()
+        text = self.trim.feed(d.text)
         return self._text(text) if text else []
 
     def final(self, _i: int, result: Result) -> list[str]:
