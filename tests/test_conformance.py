@@ -229,6 +229,10 @@ def test_litellm(server):
     text = "".join(c.choices[0].delta.content or "" for c in litellm.completion(
         **kw, messages=[{"role": "user", "content": "Say hi."}], stream=True, max_tokens=16))
     assert text.strip()
+    thought = litellm.completion(model="openai/muse-thinking", api_base=f"{server.url}/v1", api_key="x",
+                                 messages=[{"role": "user", "content": "Is 91 prime?"}], max_tokens=48,
+                                 extra_body={"muse": {"budget": 32}})
+    assert thought.choices[0].message.reasoning_content and thought.usage.completion_tokens_details.reasoning_tokens
 
 
 def test_langchain_openai(server):
@@ -291,6 +295,9 @@ def test_pydantic_ai(server):
         async with Agent(model, output_type=City).run_stream(ASK_CITY) as r:
             return await r.get_output()
     assert isinstance(asyncio.run(streamed()), City)
+    thinking = OpenAIChatModel("muse-thinking", provider=OpenAIProvider(base_url=f"{server.url}/v1", api_key="x"))
+    parts = [p for m in Agent(thinking).run_sync("Is 91 prime?").all_messages() for p in m.parts]
+    assert any(type(p).__name__ == "ThinkingPart" and p.content for p in parts)  # reasoning_content read
 
 
 def test_instructor(server):

@@ -157,7 +157,8 @@ def fail(store: Store, owner: str, cid: str | None, mode: str, error: dict[str, 
 def stored_extra(result: Result) -> dict[str, Any]:
     """What the store keeps of a result besides the answer: the trace (its agents go in their
     own column), media, engine, checks and timings; the grounding PNG becomes its hash and size."""
-    out = {k: v for k, v in result.to_json().items() if k not in ("answer", "reasoning", "usage", "mode", "model")}
+    out = {k: v for k, v in result.to_json().items()
+           if k not in ("answer", "reasoning", "usage", "mode", "model", "logprobs")}
     trace = out.get("trace") or {}
     trace.pop("agents", None)
     image = trace.get("image")
