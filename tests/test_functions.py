@@ -114,3 +114,11 @@ def test_every_mode_answers_in_the_requested_shape(engine, mode, options):
     js = a.answer(q, mode, options, output=Output.parse(None, None, None, {
         "type": "json_schema", "json_schema": {"name": "a", "schema": schema}}))
     jsonschema.validate(json.loads(js.answer), schema)
+
+
+def test_a_repeated_call_ends_the_answer():
+    out = Output.parse([WEATHER])
+    one = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Oslo"}}\n</tool_call>'
+    other = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Lima"}}\n</tool_call>'
+    assert not fp.repeats(one, out) and not fp.repeats(one + "\n" + other, out)
+    assert fp.repeats(one + "\n" + other + "\n" + one, out)

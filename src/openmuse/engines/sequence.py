@@ -100,6 +100,9 @@ class Seq:
             if cut >= 0:
                 self.text = self.text[:cut]
                 self.finish = "stop"
+        if self.finish is None and self.out is not None and self.text.rstrip().endswith(fn_prompt.CLOSE) \
+                and fn_prompt.repeats(self.text, self.out):
+            self.finish = "stop"  # a call made again: a small model would repeat it to the block limit
         if self.finish is None and len(self.generated) >= r.max_tokens:
             self.finish = "length"
         self.next_token = tok

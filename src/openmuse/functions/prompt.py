@@ -116,6 +116,14 @@ def parse(text: str, out: Output) -> tuple[str, list[ToolCall]]:
     return text, []
 
 
+def repeats(text: str, out: Output) -> bool:
+    """Whether the last complete ``<tool_call>`` block of ``text`` repeats an earlier one (the
+    engine then ends the answer: the repeat would be dropped anyway, and the next ones too)."""
+    names = {t.name for t in out.callable_tools()}
+    calls = [c for c in (_call(m.group(1), names) for m in _BLOCK.finditer(text)) if c]
+    return len(calls) > 1 and (calls[-1].name, calls[-1].arguments) in {(c.name, c.arguments) for c in calls[:-1]}
+
+
 def _distinct(calls: list[ToolCall]) -> list[ToolCall]:
     """The calls less exact repeats (a small model tends to repeat a call it has just made)."""
     seen: set[tuple[str, str]] = set()
