@@ -54,3 +54,21 @@ def test_empty_question_and_unknown_mode(engine):
         create_mode("dreaming")
     with pytest.raises(ConfigError, match="unknown mode 'dreaming'"):
         Assistant(engine).answer(Q, "dreaming")
+
+
+def test_the_reasoning_s_stated_answer_when_the_answer_request_comes_back_empty():
+    from openmuse.modes.thinking import conclusion
+
+    assert conclusion("Russia's capital is Moscow.\nThe correct answer is (C) Moscow.") == \
+        "The correct answer is (C) Moscow."
+    assert conclusion("7 + 8 = 15\nSo it is 15.\n") == "So it is 15."
+    assert conclusion("First, 2 + 2.\nThat makes 4") == "That makes 4"
+    assert conclusion("") == ""
+
+
+def test_thinking_always_answers_a_choice_question(engine):
+    # capital questions of task seed 11: the old prompt gave empty answers for 3 of 4 (issue 17)
+    for q in ("What is the capital of India? (A) Paris (B) Jakarta (C) Madrid (D) New Delhi",
+              "What is the capital of Chile? (A) Islamabad (B) Santiago (C) Paris (D) Ottawa"):
+        r = Assistant(engine).answer([Message(role="user", content=q)], "thinking", {"max_tokens": 64})
+        assert r.answer.strip() and r.reasoning

@@ -33,6 +33,8 @@ class ThinkingTrace(_Typed):
     budget: int
     budget_exhausted: bool
     reasoning_tokens: int = 0
+    # the answer request came back empty and the reasoning's stated answer was used
+    answer_from_reasoning: bool = False
 
 
 class AgentTrace(_Typed):

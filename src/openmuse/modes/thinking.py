@@ -68,10 +68,17 @@ class ThinkingMode(Mode):
         a_req = self.answer_request(self._answer_messages(base, reasoning, p, caps.assistant_prefill))
         a = engine.generate_many([a_req], on_delta=on_event)[0]
         t2 = time.perf_counter()
+        answer, from_reasoning = a.text.strip(), False
+        if not answer and not a.tool_calls and self.output.format == "text":
+            # the model closed the turn at once (it had stated its answer while reasoning):
+            # that statement is the answer, so that an answer always comes
+            answer, from_reasoning = conclusion(reasoning), True
+            if on_event and answer:
+                on_event(Delta(kind="answer", text=answer))
 
         reasoning_tokens = r.usage.completion_tokens + a.usage.reasoning_tokens
         return Result(
-            answer=a.text.strip(),
+            answer=answer,
             reasoning=reasoning.strip(),
             tool_calls=a.tool_calls,
             logprobs=a.logprobs,
@@ -87,7 +94,7 @@ class ThinkingMode(Mode):
             mode=self.name,
             timings={"wall_s": t2 - t0, "reasoning_s": t1 - t0, "answer_s": t2 - t1},
             trace=ThinkingTrace(budget=budget, budget_exhausted=r.finish_reason == "length",
-                                reasoning_tokens=reasoning_tokens),
+                                reasoning_tokens=reasoning_tokens, answer_from_reasoning=from_reasoning),
         )
 
     @staticmethod
@@ -108,3 +115,14 @@ class ThinkingMode(Mode):
             ("reasoning budget", self.options.budget),
             ("answer max_tokens", self.options.max_tokens),
         ])
+
+
+def conclusion(reasoning: str) -> str:
+    """The sentence of ``reasoning`` that states its answer: the last line naming "answer" (or
+    "so"/"therefore"), else its last line."""
+    lines = [ln.strip() for ln in reasoning.strip().splitlines() if ln.strip()]
+    for ln in reversed(lines):
+        low = ln.lower()
+        if "answer" in low or low.startswith(("so ", "therefore", "thus")):
+            return ln
+    return lines[-1] if lines else ""
