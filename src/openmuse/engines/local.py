@@ -56,13 +56,13 @@ from ..errors import ConfigError, ModelNotFound
 from ..functions import grammar as fn_grammar
 from ..functions import prompt as fn_prompt
 from ..functions.spec import Output
-from ..types import Capabilities, ChatRequest, Completion, Delta, TokenLogprob
+from ..types import Capabilities, ChatRequest, Completion, Delta
 from . import chat_tokens, cpu
 from .base import Engine, EngineSettings, OnDelta
 from .control import RequestControl
 from .reasoning import CLOSE, OPEN, ThinkSplitter
 from .scheduler import Finished, Item, Scheduler
-from .sequence import Seq, check_fits
+from .sequence import Seq, check_fits, token_logprob
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed
@@ -287,13 +287,19 @@ class LocalEngine(Engine):
     def _check_grammar(self, r: ChatRequest) -> None:
         """A request's grammar must parse in llama.cpp before it is queued (a ``ConfigError``
         here, not a failed sequence in the scheduler's thread)."""
-        gbnf = fn_grammar.grammar(Output.of(r))
+        g = self._grammar(Output.of(r))
+        if g is not None:
+            self._ll.llama_sampler_free(g)
+
+    def _grammar(self, out: Output) -> int | None:
+        """llama.cpp's grammar sampler for ``out`` (None when nothing constrains the answer)."""
+        gbnf = fn_grammar.grammar(out)
         if gbnf is None:
-            return
+            return None
         g = self._ll.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
         if not g:
             raise ConfigError("llama.cpp could not parse the grammar built for tools/response_format")
-        self._ll.llama_sampler_free(g)
+        return g
 
     def clear_cache(self) -> None:
         """Forget every cached sequence (the next call prefills from scratch)."""
@@ -339,13 +345,9 @@ class LocalEngine(Engine):
 
     def _sampler(self, r: ChatRequest, out: Output) -> int:
         ll = self._ll
+        g = self._grammar(out)  # checked before queueing: only tokens inside the grammar can be drawn
         chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        gbnf = fn_grammar.grammar(out)
-        if gbnf is not None:  # only tokens that keep the answer inside the grammar can be drawn
-            g = ll.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
-            if not g:
-                ll.llama_sampler_free(chain)
-                raise ConfigError("llama.cpp could not parse the grammar built for tools/response_format")
+        if g is not None:
             ll.llama_sampler_chain_add(chain, g)
         if r.greedy:
             ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
@@ -364,12 +366,10 @@ class LocalEngine(Engine):
         ll, r = self._ll, s.request
         tok = ll.llama_sampler_sample(s.sampler, self._ctx, logits_index)
         if r.logprobs:
-            ptr = ll.llama_get_logits_ith(self._ctx, logits_index)
-            row = np.ctypeslib.as_array(ptr, shape=(self.n_vocab,)).astype(np.float64)
-            m = row.max()
-            lp = row - m - np.log(np.exp(row - m).sum())
-            s.logprobs.append(float(lp[tok]))
-            s.tops.append(self._token_logprob(tok, lp, r.top_logprobs))
+            row = np.ctypeslib.as_array(ll.llama_get_logits_ith(self._ctx, logits_index), shape=(self.n_vocab,))
+            top = token_logprob(row, tok, r.top_logprobs, self._piece)
+            s.logprobs.append(top.logprob)
+            s.tops.append(top)
         if ll.llama_vocab_is_eog(self._vocab, tok) and not r.ignore_eos:
             if r.logprobs:
                 s.logprobs.pop()
@@ -379,19 +379,6 @@ class LocalEngine(Engine):
             return
         self.stats["tokens_decoded"] += 1
         yield from s.take(tok, self._piece(tok))
-
-    def _token_logprob(self, tok: int, lp: np.ndarray, k: int) -> TokenLogprob:
-        """``tok`` with its log-probability and the ``k`` likeliest tokens of the same step (the
-        model's own distribution, before temperature or a grammar narrowed it)."""
-        def text(t: int) -> str:
-            return self._piece(t).decode("utf-8", "replace")
-
-        top = []
-        if k:
-            best = np.argpartition(-lp, k)[:k]
-            top = [(text(int(t)), float(lp[t])) for t in best[np.argsort(-lp[best])]]
-        piece = self._piece(tok)
-        return TokenLogprob(token=piece.decode("utf-8", "replace"), logprob=float(lp[tok]), bytes=list(piece), top=top)
 
     def close(self) -> None:
         """Stop the scheduler (open calls get ``EngineUnavailable``), then free the context."""

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..errors import ContextOverflow
 from ..functions import prompt as fn_prompt
 from ..functions.spec import Output
@@ -36,6 +38,24 @@ def stop_hold(text: str, stops: Sequence[str]) -> int:
                 hold = max(hold, n)
                 break
     return hold
+
+
+def token_logprob(row: Any, tok: int, k: int, piece: Callable[[int], bytes]) -> TokenLogprob:
+    """``tok`` with its log-probability and the ``k`` likeliest tokens of the same step, from
+    the step's logits ``row`` (the model's own distribution, before temperature or a grammar
+    narrowed it); ``piece`` gives a token's bytes."""
+    row = np.asarray(row, dtype=np.float64)
+    m = row.max()
+    lp = row - m - np.log(np.exp(row - m).sum())
+
+    def text(t: int) -> str:
+        return piece(t).decode("utf-8", "replace")
+
+    top = []
+    if k:
+        best = np.argpartition(-lp, k)[:k]
+        top = [(text(int(t)), float(lp[t])) for t in best[np.argsort(-lp[best])]]
+    return TokenLogprob(token=text(tok), logprob=float(lp[tok]), bytes=list(piece(tok)), top=top)
 
 
 def check_fits(request: ChatRequest, prompt: Sequence[int], n_ctx: int) -> None:

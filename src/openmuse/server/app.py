@@ -31,7 +31,7 @@ from ..engines import Engine, EngineSettings, create_engine
 from ..media import MediaSettings
 from ..modes.base import has_media
 from ..safety.settings import SafetySettings
-from . import chat, completions, errors, responses
+from . import chat, chat_sse, completions, errors, responses
 from .errors import APIError
 from .render import render
 from .schemas import MAX_N, PREFIX, ChatCompletionBody, RenameBody, model_list
@@ -237,7 +237,7 @@ async def _chat(config: ServerConfig, store: Store, running: chat.Running, get_a
     """Check, prepare, store the question, then answer (streamed or not)."""
     b = await begin(store, get_assistant, body, who)
     if body.stream:
-        fmt = chat.ChatFormat(body, len(b.reqs), b.conv_id)
+        fmt = chat_sse.ChatFormat(body, len(b.reqs), b.conv_id)
         return StreamingResponse(chat.stream(b.assistant, b.reqs, b.control, fmt, store, who, b.conv_id, running),
                                  media_type="text/event-stream", headers={"cache-control": "no-cache"})
     results = await chat.answer(b.assistant, b.reqs, b.control, store, who, b.conv_id, running, request)

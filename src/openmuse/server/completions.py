@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..assistant import Result
 from ..types import Delta
-from .chat import Trim, openai_finish, openai_usage, sse, total_usage
+from .chat import openai_finish, openai_usage, total_usage
+from .chat_sse import Trim, sse
 from .errors import APIError
 from .schemas import ChatCompletionBody, MuseOptions
 

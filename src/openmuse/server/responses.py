@@ -30,7 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..assistant import Result
 from ..types import Delta
-from .chat import Trim, muse_field, sse
+from .chat import muse_field
+from .chat_sse import Trim, sse
 from .errors import APIError
 from .schemas import ChatCompletionBody, MuseOptions
 
