@@ -17,7 +17,7 @@ from typing import Any
 from .errors import ConfigError
 
 GROUPS = {"engine": "openmuse.engines", "mode": "openmuse.modes", "eval": "openmuse.evals",
-          "check": "openmuse.checks"}
+          "check": "openmuse.checks", "tool": "openmuse.tools"}
 
 
 @cache

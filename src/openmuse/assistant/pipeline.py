@@ -36,6 +36,7 @@ from ..media import MediaSettings, prepare_media
 from ..modes import Mode, ModeOptions, mode_class
 from ..modes.base import OnEvent, check_messages
 from ..safety.settings import PROFILES, SafetySettings
+from ..tools.base import ToolSettings
 from ..types import Message
 from .result import CheckRecord, EngineReport, MediaPartReport, MediaReport, Result
 
@@ -110,6 +111,9 @@ class Assistant:
     # Each request's hold on the engine (engines/control.py): None waits / allows any size.
     queue_timeout_s: float | None = None
     max_request_tokens: int | None = None
+    # The operator's tool limits and switches (sandbox limits, fetch, MCP servers): modes that
+    # call tools (agent) get them; a request cannot change them.
+    tools: ToolSettings = field(default_factory=ToolSettings)
 
     def __post_init__(self) -> None:
         if self.checks is None:
@@ -178,6 +182,8 @@ class Assistant:
             ctl.check()
             engine = bound(self.engine, ctl)
             req.mode.output, req.mode.answer_fields = req.output, dict(req.answer_fields)
+            if hasattr(req.mode, "tool_settings"):
+                req.mode.tool_settings = self.tools
             req.result = req.mode.run(engine, req.messages, on_event)
             if not req.mode.shapes_output:
                 req.result = _shaped(req, engine)

@@ -103,7 +103,54 @@ class GroundingTrace(_Typed):
     image: str | None = None
 
 
-Trace = Annotated[ThinkingTrace | ContemplationTrace | GroundingTrace, Field(discriminator="type")]
+class ToolStep(_Typed):
+    """One step of a sub-agent: what the model wrote, the call it made and what came back."""
+
+    step: int  # 1-based
+    text: str = ""  # the model's text at this step (its answer on the last one)
+    call: ToolCall | None = None
+    observation: dict[str, Any] | None = None  # Observation.to_json(): tool, ok, text, ms, flags, sources
+    usage: Usage = Field(default_factory=Usage)
+
+
+class PlanItem(_Typed):
+    task: str
+    tool: str | None = None  # the tool the planner chose (None: the sub-agent chooses)
+    # first calls the planner made for the sub-agent (JSON arguments of ``tool``): a list
+    # question's candidates are looked up as named, not as a small model retypes them
+    calls: list[str] = Field(default_factory=list)
+    items: list[str] = Field(default_factory=list)  # a list question's candidates in this share
+
+
+class SubAgentTrace(_Typed):
+    """One sub-agent of the agent mode: its task, every step, its answer and why it stopped."""
+
+    agent: int  # 1-based
+    task: str
+    tool: str | None = None
+    steps: list[ToolStep] = Field(default_factory=list)
+    answer: str = ""
+    finish: Literal["answered", "step_limit", "time_limit", "error"] = "answered"
+    usage: Usage = Field(default_factory=Usage)
+    wall_s: float = 0.0
+
+
+class AgentRunTrace(_Typed):
+    """Agent mode: the plan, the sub-agents (run in parallel: one engine batch per step), the
+    sources they read (``S1``…, cited by the synthesis) and the synthesis."""
+
+    type: Literal["agent"] = "agent"
+    planner: Literal["model", "list", "off"]
+    plan: list[PlanItem] = Field(default_factory=list)
+    subagents: list[SubAgentTrace] = Field(default_factory=list)
+    sources: list[dict[str, Any]] = Field(default_factory=list)  # {"id", "title", "text", "ref", "agent"}
+    batches: list[int] = Field(default_factory=list)  # sequences sent to the engine at each step
+    tool_calls: int = 0
+    tools: list[str] = Field(default_factory=list)  # the tools offered
+    synthesis: str = ""
+
+
+Trace = Annotated[ThinkingTrace | ContemplationTrace | GroundingTrace | AgentRunTrace, Field(discriminator="type")]
 
 
 class MediaPartReport(BaseModel):

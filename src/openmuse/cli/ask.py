@@ -12,7 +12,10 @@ import click
 
 from ..assistant import Assistant, ContemplationTrace, GroundingTrace, Result, resolve_mode
 from ..errors import ConfigError, MuseError
+from ..assistant.result import AgentRunTrace
 from ..lanes import Lanes
+from ..modes.agent import AgentMode
+from .agent_lanes import AgentLanes
 from ..modes import Mode
 from ..modes.base import check_messages
 from ..modes.contemplating import ContemplatingMode
@@ -24,10 +27,12 @@ from .common import (
     _media_settings,
     _mode_options,
     _safety_settings,
+    _tool_settings,
     cli,
     engine_options,
     err,
     ground_options,
+    tool_options,
     handle_errors,
     media_input_options,
     media_limit_options,
@@ -93,11 +98,18 @@ def _ask(assistant: Assistant, mode: Mode, messages: list[Message], as_json: boo
         return result
     steps = _Steps()
     agents = getattr(mode.options, "agents", 1) if isinstance(mode, ContemplatingMode) else 1
-    show: Printer | Lanes = Lanes(out, messages[-1].text(), agents) if agents > 1 else Printer(show_thinking)
+    show: Printer | Lanes | AgentLanes = (AgentLanes(out) if isinstance(mode, AgentMode) else
+                                          Lanes(out, messages[-1].text(), agents) if agents > 1
+                                          else Printer(show_thinking))
+    result = None
     try:
         result = assistant.answer(messages, mode, on_event=show, media_names=names, on_step=steps)
     finally:
-        show.stop() if isinstance(show, Lanes) else show.finish()
+        if isinstance(show, AgentLanes):
+            show.finish(result.answer if result else "",
+                        result.trace if result and isinstance(result.trace, AgentRunTrace) else None)
+        else:
+            show.stop() if isinstance(show, Lanes) else show.finish()
         steps.stop()
     if result.revised_by or (result.finish_reason == "content_filter" and not result.usage.completion_tokens):
         # a check answered before the mode (nothing was shown) or rewrote what was shown
@@ -172,6 +184,7 @@ def _save_grounding(result: Result, names: dict | None, ground_out: str | None) 
 @media_limit_options
 @ground_options
 @safety_options
+@tool_options
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print one JSON object.")
 @handle_errors
 def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str,
@@ -185,6 +198,7 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
         text = sys.stdin.read().strip()
     media_settings = _media_settings(kw)
     safety = _safety_settings(kw)
+    tools = _tool_settings(kw)
     files = [*parts_from_files("image", list(images), media_settings),
              *parts_from_files("audio", list(audios), media_settings),
              *parts_from_files("video", list(videos), media_settings)]
@@ -203,7 +217,7 @@ def ask(question: tuple[str, ...], as_json: bool, show_thinking: bool, mode: str
     engine = _load_engine(_engine_settings(kw))
     if isinstance(m, GroundingMode):
         GroundingMode.image_and_question(engine, messages)  # a clear error before anything is sent
-    _ask(Assistant(engine, media_settings, safety=safety), m, messages, as_json, show_thinking, names, ground_out)
+    _ask(Assistant(engine, media_settings, safety=safety, tools=tools), m, messages, as_json, show_thinking, names, ground_out)
 
 
 def _seen(via: str) -> str:
@@ -217,16 +231,18 @@ def _seen(via: str) -> str:
 @engine_options
 @mode_options
 @safety_options
+@tool_options
 @handle_errors
 def chat(show_thinking: bool, mode: str, **kw) -> None:
     """An interactive conversation that keeps its history.
 
     Commands: /mode NAME, /budget N, /clear, /exit."""
     safety = _safety_settings(kw)
+    tools = _tool_settings(kw)
     options = _mode_options(kw, mode)
     m = resolve_mode(mode, options)
     engine = _load_engine(_engine_settings(kw))
-    assistant = Assistant(engine, safety=safety)
+    assistant = Assistant(engine, safety=safety, tools=tools)
     history: list[Message] = []
     err.print(f"[bold]muse chat[/] · {engine.model} · mode {m.name} · /mode /budget /clear /exit")
     while True:

@@ -172,6 +172,45 @@ def safety_options(f: Callable) -> Callable:
     ])
 
 
+def tool_options(f: Callable) -> Callable:
+    """The operator's tool limits and switches (``ToolSettings``): a request cannot change them."""
+    return _stack(f, [
+        click.option("--tool-timeout", "tool_timeout_s", envvar="MUSE_TOOL_TIMEOUT", type=float, default=10.0,
+                     show_default=True, help="Most seconds one tool call may run (the sandbox is killed then)."),
+        click.option("--sandbox-memory-mb", envvar="MUSE_SANDBOX_MEMORY_MB", type=int, default=256,
+                     show_default=True, help="Memory of the Python sandbox (MiB)."),
+        click.option("--tool-output-chars", envvar="MUSE_TOOL_OUTPUT_CHARS", type=int, default=2000,
+                     show_default=True, help="Most characters a tool call returns to the model."),
+        click.option("--fetch-tool/--no-fetch-tool", envvar="MUSE_FETCH_TOOL", default=False, show_default=True,
+                     help="Offer the fetch tool (public URLs only, under the SSRF rules)."),
+        click.option("--fetch-tool-allow", envvar="MUSE_FETCH_TOOL_ALLOW", multiple=True, metavar="HOST[:PORT]",
+                     help="A private host the fetch tool may reach (repeatable)."),
+        click.option("--web-search-url", envvar="MUSE_WEB_SEARCH_URL", default=None, metavar="URL",
+                     help="A SearXNG-style JSON search endpoint; offers the web_search tool."),
+        click.option("--mcp-config", envvar="MUSE_MCP_CONFIG", default=None, metavar="FILE",
+                     type=click.Path(dir_okay=False),
+                     help="A JSON file naming MCP servers (stdio or HTTP) whose tools are offered."),
+    ])
+
+
+def _tool_settings(kw: dict):
+    from pathlib import Path
+
+    from ..tools.base import ToolSettings
+
+    mcp = kw.pop("mcp_config")
+    if mcp and not Path(mcp).is_file():
+        raise ConfigError(f"--mcp-config: no such file: {mcp}")
+    try:
+        return ToolSettings(timeout_s=kw.pop("tool_timeout_s"), memory_mb=kw.pop("sandbox_memory_mb"),
+                            output_chars=kw.pop("tool_output_chars"), fetch=kw.pop("fetch_tool"),
+                            fetch_allow=tuple(kw.pop("fetch_tool_allow")), web_search_url=kw.pop("web_search_url"),
+                            mcp_config=Path(mcp) if mcp else None)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise ConfigError(f"tool option {'.'.join(str(x) for x in first['loc'])}: {first['msg']}") from None
+
+
 def _safety_settings(kw: dict):
     from ..safety.settings import SafetySettings
 

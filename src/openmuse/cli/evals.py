@@ -13,6 +13,7 @@ from .common import (
     _load_engine,
     _mode_options,
     _safety_settings,
+    _tool_settings,
     cli,
     engine_options,
     err,
@@ -20,6 +21,7 @@ from .common import (
     mode_options,
     out,
     safety_options,
+    tool_options,
 )
 
 
@@ -61,6 +63,7 @@ def eval_group() -> None:
 @click.option("--grader-base-url", envvar="MUSE_GRADER_BASE_URL", default=None, help="Grader endpoint /v1 URL.")
 @click.option("--grader-api-key", envvar="MUSE_GRADER_API_KEY", default=None, help="Key for the grader endpoint.")
 @safety_options
+@tool_options
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print the summary as JSON.")
 @handle_errors
 def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, out_dir: str | None,
@@ -76,6 +79,7 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
     if limit is not None and limit < 1:
         raise ConfigError(f"--limit must be at least 1, not {limit}")
     safety = _safety_settings(kw)
+    tools = _tool_settings(kw)
     task = create_task(task_name, TaskOptions(data=data, seed=task_seed, repeats=repeats, judge=judge))
     if click.get_current_context().get_parameter_source("max_tokens") in (None, ParameterSource.DEFAULT):
         kw["max_tokens"] = task.default_max_tokens
@@ -89,7 +93,7 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
                                          "base_url": grader_base_url or settings.base_url,
                                          "api_key": grader_api_key or settings.api_key})
         grader, grader_info = _load_engine(gs), gs.model_dump(exclude={"api_key"})
-    summary, path = run_eval(task, mode, options, Assistant(engine, safety=safety), settings.model_dump(exclude={"api_key"}),
+    summary, path = run_eval(task, mode, options, Assistant(engine, safety=safety, tools=tools), settings.model_dump(exclude={"api_key"}),
                              limit=limit, out_dir=out_dir, grader=grader, grader_info=grader_info,
                              console=None if as_json else err)
     if as_json:

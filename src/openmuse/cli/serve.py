@@ -15,6 +15,7 @@ from .common import (
     _load_engine,
     _media_settings,
     _safety_settings,
+    _tool_settings,
     cli,
     engine_options,
     err,
@@ -22,6 +23,7 @@ from .common import (
     media_limit_options,
     out,
     safety_options,
+    tool_options,
 )
 
 
@@ -109,6 +111,7 @@ def _default_database_url() -> str:
                    "(agents × tokens), summed over its calls; past it a 400 (request_too_large). Default: no cap.")
 @media_limit_options
 @safety_options
+@tool_options
 @handle_errors
 def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, ...], allow_remote: bool,
           max_body_mb: float, allowed_hosts: tuple[str, ...], queue_timeout_s: float,
@@ -135,7 +138,7 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
                           api_keys=keys, max_body_bytes=int(max_body_mb * 1024 * 1024),
                           media=_media_settings(kw, serve_host=host), allowed_hosts=hosts,
                           queue_timeout_s=queue_timeout_s, max_request_tokens=max_request_tokens,
-                          safety=_safety_settings(kw))
+                          safety=_safety_settings(kw), tools=_tool_settings(kw))
     app = create_app(config, engine=_load_engine(config.engine))
     store = escape(make_url(config.database_url).render_as_string(hide_password=True))  # no password printed
     err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {store}  ·  "

@@ -31,6 +31,7 @@ from ..engines import Engine, EngineSettings, create_engine
 from ..media import MediaSettings
 from ..modes.base import has_media
 from ..safety.settings import SafetySettings
+from ..tools.base import ToolSettings
 from . import chat, chat_sse, completions, errors, responses
 from .errors import APIError
 from .render import render
@@ -56,6 +57,8 @@ class ServerConfig:
     allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS
     # The safety layer and the health profile's default (a client may ask for a profile only)
     safety: SafetySettings = field(default_factory=SafetySettings)
+    # The operator's tool limits and switches (sandbox, fetch, MCP servers) for the agent mode
+    tools: ToolSettings = field(default_factory=ToolSettings)
 
 
 def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
@@ -76,7 +79,8 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
     def get_assistant() -> Assistant:
         if state["assistant"] is None:
             state["assistant"] = Assistant(get_engine(), config.media, queue_timeout_s=config.queue_timeout_s,
-                                           max_request_tokens=config.max_request_tokens, safety=config.safety)
+                                           max_request_tokens=config.max_request_tokens, safety=config.safety,
+                                           tools=config.tools)
         return state["assistant"]
 
     app = FastAPI(title="OpenMuse", version="0.1.0", docs_url=None, redoc_url=None)
