@@ -46,8 +46,10 @@ def evaluate(expression: str) -> int | float | Fraction:
 
 
 def _num(v: Any) -> Any:
-    if isinstance(v, int) and not isinstance(v, bool) and len(str(abs(v))) > MAX_DIGITS:
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() * 0.30103 > MAX_DIGITS:
         raise ToolError(f"the result has more than {MAX_DIGITS} digits")
+    if isinstance(v, complex):
+        raise ToolError("the result is not a real number")
     return v
 
 
@@ -65,8 +67,13 @@ def _walk(node: ast.AST) -> Any:
             if abs(b) > MAX_EXP:
                 raise ToolError(f"the exponent is larger than {MAX_EXP}")
             if isinstance(b, Fraction) and b.denominator != 1:
-                return float(a) ** float(b)
+                return _num(float(a) ** float(b))
             b = int(b)
+            size = abs(b) * max(1, int(abs(a)).bit_length()) * 0.30103 if isinstance(a, (int, Fraction)) else 0
+            if size > MAX_DIGITS:  # refused before computing: a huge power would hold the process
+                raise ToolError(f"the result has more than {MAX_DIGITS} digits")
+            if b < 0 and isinstance(a, int):
+                return _num(Fraction(1, a ** -b) if a else 0)
         if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and b == 0:
             raise ToolError("division by zero")
         if isinstance(node.op, ast.Div):

@@ -25,10 +25,20 @@ from ...assistant.result import PlanItem
 from ...engines.base import Engine
 from ...types import ChatRequest, Message, Usage
 
-# "… which of the following …: A, B, C and D?" / "… among A, B, C, D" (three or more names)
+# "… which of the following …: A, B, C and D?" / "… among these - A, B, C" (three or more names)
 _LIST = re.compile(r"^(?P<head>.*?\b(?:which|what|who)\b.*?(?:of the following|of these|among|from)"
-                   r"[^:]*?)[:\-–]\s*(?P<items>[^?]+?)\s*\??\s*$", re.I | re.S)
-_SPLIT = re.compile(r"\s*(?:,|;|\bor\b|\band\b)\s*")
+                   r"[^:]*?)(?::|\s[-–]\s)\s*(?P<items>[^?]+?)\s*\??\s*$", re.I | re.S)
+_CONJ = re.compile(r"\s+(?:and|or)\s+", re.I)
+
+
+def _titles() -> set[str]:
+    """Names that hold "and" themselves ("Trinidad and Tobago"): the search corpus's titles."""
+    try:
+        from ...tools.corpus import load
+
+        return {a.title.lower() for a in load() if " and " in a.title or " or " in a.title}
+    except Exception:  # no corpus installed: split on the conjunction
+        return set()
 
 
 def list_items(question: str) -> tuple[str, list[str]] | None:
@@ -36,7 +46,13 @@ def list_items(question: str) -> tuple[str, list[str]] | None:
     m = _LIST.match(question.strip())
     if not m:
         return None
-    items = [i.strip(" .\"'") for i in _SPLIT.split(m.group("items"))]
+    pieces = [x.strip() for x in re.split(r"\s*[,;]\s*", m.group("items"))]
+    last = re.sub(r"^(?:and|or)\s+", "", pieces[-1], flags=re.I)
+    if last.lower() != pieces[-1].lower() or last.lower() in _titles():
+        pieces[-1:] = [last]
+    else:  # "A, B and C": the last piece is two names
+        pieces[-1:] = _CONJ.split(last, maxsplit=1) if len(pieces) > 1 else _CONJ.split(last)
+    items = [i.strip(" .\"'") for i in pieces]
     items = [i for i in items if i and len(i) <= 80]
     if len(items) < 3 or len(set(x.lower() for x in items)) != len(items):
         return None
