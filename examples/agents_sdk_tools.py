@@ -16,11 +16,12 @@ Run it:
     python examples/agents_sdk_tools.py "How many miles is 42 km?"
     python examples/agents_sdk_tools.py --base-url http://host:8080/v1 --api-key KEY --model muse-thinking
 
-`--api-key` is the key `muse serve --server-key KEY` expects (default: $MUSE_API_KEY, else
+`--api-key` is the key `muse serve --server-key KEY` expects (default: $OPENAI_API_KEY, else
 "none", which a server without keys accepts). `--model` is any `muse-<mode>` name the server
 lists (`muse-instant` by default). It prints every tool call the agent made, what the tool
-returned, and the final output; it exits with status 2 and one line on stderr when the server
-cannot be reached or refuses the request.
+returned, and the final output. It exits with status 2 and one line on stderr when the server
+cannot be reached or refuses the request, and with status 1 (after the calls it did make) when
+the SDK gives up on the run (more than `--max-turns` model turns).
 
 The packaged model is a 135M-parameter SmolLM2: good enough to pick a tool and fill in its
 arguments, not to reason well about the result. Two settings keep the run short with it, both
@@ -39,12 +40,10 @@ import asyncio
 import json
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-os.environ.setdefault("OPENAI_AGENTS_DISABLE_TRACING", "1")  # before the SDK is imported
-
-import openai  # noqa: E402
-from agents import (  # noqa: E402
+import openai
+from agents import (
     Agent,
     FunctionToolResult,
     ModelSettings,
@@ -56,9 +55,9 @@ from agents import (  # noqa: E402
     function_tool,
     set_tracing_disabled,
 )
-from agents.exceptions import AgentsException  # noqa: E402
+from agents.exceptions import AgentsException
 
-set_tracing_disabled(True)
+set_tracing_disabled(True)  # no trace is sent to OpenAI (the SDK's default would try)
 
 # ---- the tools: plain Python functions, described to the model by their signature and docstring ----
 
@@ -124,7 +123,7 @@ def planet_facts(planet: str) -> str:
 @function_tool
 def utc_now() -> str:
     """The current date and time in UTC (ISO 8601)."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 # ---- the run ----
@@ -193,7 +192,9 @@ async def main_async(a: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     except openai.APIStatusError as e:
-        print(f"error: the server answered HTTP {e.status_code}: {e.message}", file=sys.stderr)
+        body = e.body if isinstance(e.body, dict) else {}
+        print(f"error: the server answered HTTP {e.status_code}: {body.get('message') or e.message}",
+              file=sys.stderr)
         return 2
     except AgentsException as e:  # max turns, a malformed tool call the SDK could not use, ...
         if e.run_data is not None:
@@ -208,16 +209,17 @@ async def main_async(a: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description="An OpenAI Agents SDK agent with tools, run against `muse serve`.")
+    p = argparse.ArgumentParser(description="An OpenAI Agents SDK agent with tools, against `muse serve`.")
     p.add_argument("question", nargs="*", help="what to ask (default: a unit conversion)")
     p.add_argument("--base-url", default="http://127.0.0.1:8080/v1",
                    help="the server's /v1 URL (default: %(default)s, where `muse serve` listens)")
-    p.add_argument("--api-key", default=os.environ.get("MUSE_API_KEY") or "none",
-                   help="bearer key for `muse serve --server-key` (default: $MUSE_API_KEY, else 'none')")
+    p.add_argument("--api-key", default=os.environ.get("OPENAI_API_KEY") or "none",
+                   help="bearer key for `muse serve --server-key` (default: $OPENAI_API_KEY, else 'none')")
     p.add_argument("--model", default="muse-instant", help="a model the server lists (default: %(default)s)")
     p.add_argument("--tool-choice", choices=("required", "auto"), default="required",
                    help="the first turn's tool choice (default: %(default)s; see the header)")
-    p.add_argument("--max-turns", type=int, default=4, help="model turns before the SDK gives up (default: 4)")
+    p.add_argument("--max-turns", type=int, default=4,
+                   help="model turns before the SDK gives up (default: %(default)s)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds per request (default: 300)")
     a = p.parse_args(argv)
     a.question = " ".join(a.question) or "Convert 42 km to miles."

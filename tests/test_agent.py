@@ -416,7 +416,7 @@ def test_a_list_question_s_sub_agents_go_to_the_engine_as_one_batch(list_run):
         assert len(sub.steps) == 2 and sub.steps[1].call is None and sub.answer == sub.steps[1].text
     # search_k=1 from the Assistant's tool settings: one source per search, numbered across agents
     assert [(s["id"], s["agent"]) for s in t.sources] == [("S1", 1), ("S2", 2), ("S3", 3), ("S4", 4)]
-    assert t.tool_calls == 4 and t.synthesis == r.answer  # several sub-agents: the merge is the synthesis
+    assert t.tool_calls == 4 and t.synthesis == ""  # a list question is merged by rule: no synthesis request ran
 
 
 def test_a_list_question_s_answer_is_the_union_of_the_shares(list_run):

@@ -19,7 +19,7 @@ import pytest
 
 from openmuse.errors import ConfigError
 from openmuse.functions.spec import NAME
-from openmuse.tools.base import ToolBox, ToolSettings
+from openmuse.tools.base import ToolBox, ToolSettings, close_mcp
 from openmuse.tools.mcp import GRACE_S, load_servers, read_config, tool_name
 from openmuse.types import ToolCall
 
@@ -85,6 +85,7 @@ def box(request, tmp_path_factory):
     tb = ToolBox.load(["calculator"], ToolSettings(mcp_config=path, timeout_s=LIMIT))
     yield tb
     tb.close()
+    close_mcp()  # the servers stay connected across requests: close them for the next params
 
 
 def test_tools_are_listed_with_their_specs(box):
@@ -145,13 +146,16 @@ def test_close_ends_the_stdio_child(tmp_path):
     pid = int(call(tb, "fx__pid").text)
     assert alive(pid)
     tb.close()
+    assert alive(pid)  # a request's box leaves the shared servers connected for the next one
+    close_mcp()
     deadline = time.time() + 5
     while alive(pid) and time.time() < deadline:
         time.sleep(0.05)
     assert not alive(pid)
     obs = call(tb, "fx__add", a=1, b=2)
     assert not obs.ok and "closed" in obs.text
-    tb.close()  # twice is harmless
+    tb.close()
+    close_mcp()  # twice is harmless
 
 
 def test_two_servers_and_disabled_entries(tmp_path):

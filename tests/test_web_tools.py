@@ -19,6 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from openmuse.errors import ConfigError
 from openmuse.tools.base import ToolBox, ToolError, ToolSettings
 from openmuse.tools.web import MAX_BYTES, Fetch, WebSearch, html_text, with_query
 from openmuse.types import ToolCall
@@ -125,8 +126,10 @@ def test_off_by_default():
 
 def test_fetch_refuses_while_off(site):
     before = len(site.hits)
-    obs = call("fetch", ToolSettings(), url=site.url + "/page")
-    assert not obs.ok and "fetch is off" in obs.text
+    with pytest.raises(ConfigError, match="fetch"):  # the ToolBox does not offer it
+        ToolBox.load(["fetch"], ToolSettings())
+    with pytest.raises(ToolError, match="fetch is off.*--fetch-tool"):  # nor does the tool run
+        Fetch(ToolSettings()).call(url=site.url + "/page")
     assert len(site.hits) == before
 
 
@@ -189,8 +192,10 @@ def test_html_text_keeps_blocks_and_drops_code():
 
 
 def test_web_search_refuses_until_configured():
-    obs = call("web_search", ToolSettings(), query="anything")
-    assert not obs.ok and "not configured" in obs.text and "web_search_url" in obs.text
+    with pytest.raises(ConfigError, match="web_search"):
+        ToolBox.load(["web_search"], ToolSettings())
+    with pytest.raises(ToolError, match="not configured.*--web-search-url"):
+        WebSearch(ToolSettings()).call(query="anything")
 
 
 def test_web_search_results_become_sources(endpoint):

@@ -105,3 +105,26 @@ def test_markdown_code_gets_a_copy_button(server, page):
     assert page.locator(".answer pre .copy").count() == 1
     assert "print('hi')" in page.locator(".answer pre code").inner_text()
     assert page.locator(".answer script").count() == 0  # raw HTML is escaped, not run
+
+
+def test_agent_mode_lanes_and_stored_trace(server, page):
+    """Agent mode: one lane per sub-agent while it runs, then the stored trace (each call and
+    what came back, the sources) under the answer after the conversation is reopened."""
+    from playwright.sync_api import expect
+
+    page.goto(server.url)
+    page.check("input[value=agent]")
+    page.fill("#prompt", "Which of the following are countries: Peru, Mozart, Ghana, Oxygen?")
+    page.click("#send")
+    lanes = page.locator(".msg.assistant").last.locator(".lane")
+    lanes.first.wait_for()
+    expect(page.locator("#send")).to_be_enabled(timeout=180_000)
+    # the stored, rendered version replaces the live one: the trace is there, and viewable
+    trace = page.locator(".msg.assistant").last.locator("details.agent-trace")
+    trace.wait_for()
+    assert "4 sub-agents" in trace.locator("summary").inner_text()
+    trace.locator("summary").click()
+    text = trace.inner_text()
+    for name in ("Peru", "Mozart", "Ghana", "Oxygen"):
+        assert f'search({{"query": "{name}"}})' in text
+    assert "wiki:" in text  # the sources with their references

@@ -12,12 +12,14 @@ from .common import (
     _int_list,
     _load_engine,
     _safety_settings,
+    _tool_settings,
     cli,
     engine_options,
     err,
     handle_errors,
     out,
     safety_options,
+    tool_options,
 )
 
 
@@ -213,4 +215,50 @@ def bench_functions(seed: int, n: int, mode: str, max_tokens: int, batch: int, o
               f"{t['target_called']}/{t['of']} called the tool the request was written for, "
               f"{t['refused_by_checks']} refused by a check")
     out.print(f"json_schema answers: {j['valid']}/{j['of']} parse and validate, {j['refused_by_checks']} refused by a check")
+    out.print(f"[dim]{report['wall_s']} s · written to {path}[/]")
+
+
+@bench.command("agents")
+@engine_options
+@safety_options
+@tool_options
+@click.option("--seed", type=int, default=1, show_default=True, help="Seed of the generated questions and tasks.")
+@click.option("--n-search", type=click.IntRange(min=0), default=20, show_default=True,
+              help="deepsearch list questions (each answered by 1 and by --subagents sub-agents).")
+@click.option("--n-choice", type=click.IntRange(min=0), default=60, show_default=True,
+              help="toolchoice tasks (each with and without the planner).")
+@click.option("--subagents", type=click.IntRange(min=2, max=8), default=4, show_default=True,
+              help="Sub-agents compared against one.")
+@click.option("--steps", type=click.IntRange(min=1, max=10), default=3, show_default=True,
+              help="Most tool-call rounds per sub-agent (deepsearch).")
+@click.option("--out", "out_path", default=None, help="Results file (default: results/bench-agents-TIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@handle_errors
+def bench_agents(seed: int, n_search: int, n_choice: int, subagents: int, steps: int, out_path: str | None,
+                 as_json: bool, **kw) -> None:
+    """The agent mode side by side in one run: deepsearch with 1 vs N sub-agents (F1, wall-time
+    ratio), and tool choice with and without the planner."""
+    from ..assistant import Assistant
+    from ..bench.agents import run_agents_bench
+
+    safety, tools = _safety_settings(kw), _tool_settings(kw)
+    engine = _load_engine(_engine_settings(kw))
+    report, path = run_agents_bench(Assistant(engine, safety=safety, tools=tools), seed, n_search, n_choice,
+                                    subagents, steps, out_path, None if as_json else err)
+    figs = {k: report[k]["figures"] for k in ("deepsearch", "toolchoice") if k in report}
+    if as_json:
+        click.echo(json.dumps(figs))
+        return
+    if "deepsearch" in figs:
+        d = figs["deepsearch"]
+        for k in ("n1", f"n{subagents}"):
+            f = d[k]
+            out.print(f"deepsearch {k[1:]} sub-agent(s): F1 {f['f1']:.3f} · P {f['precision']:.3f} · "
+                      f"R {f['recall']:.3f} · fully correct {f['fully_correct']:.2f} · "
+                      f"{f['tool_calls']:.1f} calls · {f['wall_s']:.1f} s per question")
+        out.print(f"F1 ratio {subagents}/1: {d['f1_ratio']} · wall time 1/{subagents}: {d['wall_ratio_1_over_n']}")
+    if "toolchoice" in figs:
+        t = figs["toolchoice"]
+        out.print(f"tool choice: planner {t['planner']['rate']:.3f} {t['planner']['by_tool']} · "
+                  f"no planner {t['no_planner']['rate']:.3f} {t['no_planner']['by_tool']}")
     out.print(f"[dim]{report['wall_s']} s · written to {path}[/]")

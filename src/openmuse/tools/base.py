@@ -15,6 +15,7 @@ Off-by-default tools (``fetch``, ``web_search``) are loaded only when named expl
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 import time
@@ -113,6 +114,62 @@ def builtin_names(default_only: bool = False) -> list[str]:
     return [n for n in registry.names("tool") if not default_only or registry.load("tool", n).default]
 
 
+OFF_HINT = {"fetch": "the operator enables it with --fetch-tool",
+            "web_search": "the operator enables it with --web-search-url"}
+
+
+def _enabled(name: str, settings: ToolSettings) -> bool:
+    """Whether a built-in may be offered: opt-in ones only when the operator enabled them."""
+    if name == "fetch":
+        return settings.fetch
+    if name == "web_search":
+        return bool(settings.web_search_url)
+    return True
+
+
+_MCP: dict[tuple[str, float], dict[str, Any]] = {}
+_MCP_LOCK = threading.Lock()
+
+
+def mcp_tools(settings: ToolSettings) -> dict[str, Any]:
+    """The MCP servers' tools of ``settings.mcp_config``, connected once per process (per file
+    version) and kept for every request; closed at exit. A clash with a built-in's name, or a
+    server that cannot start, is a ``ConfigError``."""
+    if not settings.mcp_config:
+        return {}
+    path = Path(settings.mcp_config)
+    try:
+        key = (str(path.resolve()), path.stat().st_mtime)
+    except OSError:  # unreadable: load_servers says so in its own words
+        key = (str(path), -1.0)
+    with _MCP_LOCK:
+        if key not in _MCP:
+            from .mcp import load_servers
+
+            loaded = load_servers(path, settings)
+            clash = next((t.name for t in loaded if t.name in builtin_names()), None)
+            if clash:
+                for t in loaded:  # their servers' processes must not outlive the error
+                    t.close()
+                raise ConfigError(f"MCP tool '{clash}' clashes with a built-in tool of that name")
+            _MCP[key] = {t.name: t for t in loaded}
+            if len(_MCP) == 1:
+                atexit.register(close_mcp)
+        return _MCP[key]
+
+
+def close_mcp() -> None:
+    """Close every MCP server this process connected (at exit, or to reload a config)."""
+    with _MCP_LOCK:
+        for tools in _MCP.values():
+            for t in tools.values():
+                try:
+                    t.close()
+                except Exception:
+                    pass
+        _MCP.clear()
+
+
 class ToolBox:
     """The tools one request may use, by name; ``call`` runs one ``ToolCall``."""
 
@@ -123,27 +180,27 @@ class ToolBox:
     @classmethod
     def load(cls, names: list[str] | tuple[str, ...] | None = None,
              settings: ToolSettings | None = None) -> ToolBox:
-        """The built-ins named (default: those on by default), then the MCP servers' tools when
-        ``settings.mcp_config`` is set. An unknown name is a ``ConfigError``."""
+        """The tools named (default: the built-ins on by default and the opt-in ones the operator
+        enabled), and the MCP servers' tools: all of them, or only those named when ``names``
+        names any (``server__tool``). An unknown name, or an opt-in tool its operator has not
+        enabled, is a ``ConfigError``."""
         settings = settings or ToolSettings()
-        chosen = list(names) if names else builtin_names(default_only=True)
-        if settings.fetch and "fetch" not in chosen and not names:
-            chosen.append("fetch")
-        if settings.web_search_url and "web_search" not in chosen and not names:
-            chosen.append("web_search")
-        tools: dict[str, Any] = {}
-        for n in chosen:
-            tools[n] = registry.load("tool", n)(settings)
-        if settings.mcp_config:
-            from .mcp import load_servers
-
-            loaded = load_servers(settings.mcp_config, settings)
-            clash = next((t.name for t in loaded if t.name in tools), None)
-            if clash:
-                for t in loaded:  # their servers' processes must not outlive the error
-                    t.close()
-                raise ConfigError(f"MCP tool '{clash}' clashes with a built-in tool of that name")
-            tools.update((t.name, t) for t in loaded)
+        available = [n for n in builtin_names() if _enabled(n, settings)]
+        mcp = mcp_tools(settings)
+        if names:
+            unknown = [n for n in names if n not in available and n not in mcp]
+            if unknown:
+                off = [n for n in unknown if n in builtin_names()]
+                hint = f" ({off[0]} is off: {OFF_HINT.get(off[0], 'not enabled')})" if off else ""
+                raise ConfigError(f"unknown tool '{unknown[0]}'{hint} (available: "
+                                  f"{', '.join([*available, *mcp]) or 'none'})")
+            chosen = list(names)
+            if not any(n in mcp for n in names):
+                chosen += list(mcp)
+        else:
+            chosen = [n for n in available if registry.load("tool", n).default or n in ("fetch", "web_search")]
+            chosen += list(mcp)
+        tools = {n: mcp[n] if n in mcp else registry.load("tool", n)(settings) for n in chosen}
         return cls(tools, settings)
 
     @property
@@ -215,7 +272,11 @@ class ToolBox:
         return obs
 
     def close(self) -> None:
+        """Close the built-ins of this box (MCP tools stay connected for the next request)."""
+        shared = {id(t) for tools in _MCP.values() for t in tools.values()}
         for t in self.tools.values():
+            if id(t) in shared:
+                continue
             try:
                 t.close()
             except Exception:

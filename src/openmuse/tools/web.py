@@ -118,7 +118,7 @@ class Fetch(BuiltinTool):
 
     def call(self, url: str) -> Observation:
         if not self.settings.fetch:
-            raise ToolError("fetch is off: the operator enables it in the tool settings (fetch = true)")
+            raise ToolError("fetch is off: the operator enables it with --fetch-tool")
         url = url.strip()
         if not re.match(r"^https?://", url, re.IGNORECASE):
             raise ToolError("only http:// and https:// URLs can be fetched")
@@ -236,7 +236,7 @@ class WebSearch(BuiltinTool):
     def call(self, query: str) -> Observation:
         base = self.settings.web_search_url
         if not base:
-            raise ToolError("web_search is not configured: the operator sets web_search_url "
+            raise ToolError("web_search is not configured: the operator enables it with --web-search-url "
                             "(a SearXNG-style JSON endpoint)")
         if not query.strip():
             raise ToolError("the query is empty")

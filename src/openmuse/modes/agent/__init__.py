@@ -67,7 +67,8 @@ class AgentMode(Mode):
         try:
             if not box.names:
                 raise ConfigError("agent mode has no tools to offer")
-            how, plan, usage = make_plan(engine, question, box.names, o.subagents, o.planner, o.seed)
+            how, plan, usage = make_plan(engine, question, box.names, o.subagents, o.planner, o.seed,
+                                         {t.name: t.description for t in box.specs()})
             t_plan = time.perf_counter()
             lanes = loop.lanes_for(plan, o.time_s)
             _with_context(lanes, messages)
@@ -84,7 +85,8 @@ class AgentMode(Mode):
             answer, synth = _synthesis(engine, question, lanes, sources, o, on_event)
         usage = usage + synth
         trace = AgentRunTrace(planner=how, plan=plan, subagents=[ln.trace for ln in lanes], sources=sources.items,
-                              batches=batches, tools=box.names, synthesis=answer if len(lanes) > 1 else "",
+                              batches=batches, tools=box.names,
+                              synthesis=answer if len(lanes) > 1 and how != "list" else "",
                               tool_calls=sum(1 for ln in lanes for s in ln.trace.steps if s.call))
         t1 = time.perf_counter()
         return Result(answer=answer, usage=usage, model=engine.model, mode=self.name, trace=trace,

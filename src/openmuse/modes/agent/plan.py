@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from functools import cache
+from typing import Any
 
 from ... import prompts
 from ...assistant.result import PlanItem
@@ -84,13 +86,57 @@ def _fewshot(system: str, examples: Sequence[Sequence[str]], wrap) -> list[Messa
     return msgs
 
 
-def route(engine: Engine, task: str, tools: list[str], seed: int | None = None) -> tuple[str | None, Usage]:
-    """The tool that fits ``task`` (one of ``tools``), chosen by the model under a grammar."""
+def tool_lines(tools: list[str], descriptions: dict[str, str] | None = None) -> str:
+    """One line per tool for the planner's and the router's prompts."""
+    briefs = prompts.load("agent")["briefs"]
+    lines = []
+    for t in tools:
+        d = briefs.get(t) or re.split(r"(?<=[.!?])\s", (descriptions or {}).get(t, "") or t)[0]
+        lines.append(f"- {t}: {d}")
+    return "\n".join(lines)
+
+
+ROUTE_K = 5  # nearest written examples that vote
+
+
+@cache
+def _route_index() -> tuple[list[str], Any]:
+    """The router's written examples (``prompts/agent_routes.yaml``) embedded once: (labels, rows)."""
+    from ...safety.classifier import Embedder
+
+    ex = prompts.load("agent_routes")
+    labels = [t for t, qs in ex.items() for _ in qs]
+    return labels, Embedder().embed([q for qs in ex.values() for q in qs])
+
+
+def route_by_examples(task: str, tools: list[str]) -> str | None:
+    """The tool of ``task``'s nearest written examples (cosine, a vote of ``ROUTE_K``,
+    similarity-weighted) among ``tools``; None when no offered tool has examples."""
+    from ...safety.classifier import Embedder
+
+    labels, rows = _route_index()
+    keep = [i for i, t in enumerate(labels) if t in tools]
+    if not keep:
+        return None
+    sims = rows[keep] @ Embedder().embed([task])[0]
+    votes: dict[str, float] = {}
+    for j in sims.argsort()[::-1][:ROUTE_K]:
+        votes[labels[keep[j]]] = votes.get(labels[keep[j]], 0.0) + float(sims[j])
+    return max(votes, key=votes.get)
+
+
+def route(engine: Engine, task: str, tools: list[str], seed: int | None = None,
+          descriptions: dict[str, str] | None = None) -> tuple[str | None, Usage]:
+    """The tool that fits ``task`` (one of ``tools``): by the written examples when every offered
+    tool has some (the built-ins), else chosen by the model under a grammar (MCP tools)."""
     p = prompts.load("agent")
     if not tools:
         return None, Usage()
+    if all(t in prompts.load("agent_routes") for t in tools):
+        return route_by_examples(task, tools), Usage()
     examples = [(q, a) for q, a in p["route_examples"] if a in tools]
-    msgs = _fewshot(p["route"], examples, lambda a: json.dumps({"tool": a}))
+    msgs = _fewshot(p["route"].format(tools=tool_lines(tools, descriptions)), examples,
+                    lambda a: json.dumps({"tool": a}))
     msgs.append(Message(role="user", content=task))
     schema = {"type": "object", "properties": {"tool": {"type": "string", "enum": tools}}, "required": ["tool"]}
     c = engine.generate(_schema_request(msgs, schema, 16, seed))
@@ -102,7 +148,7 @@ def route(engine: Engine, task: str, tools: list[str], seed: int | None = None) 
 
 
 def plan(engine: Engine, question: str, tools: list[str], n: int, enabled: bool = True,
-         seed: int | None = None) -> tuple[str, list[PlanItem], Usage]:
+         seed: int | None = None, descriptions: dict[str, str] | None = None) -> tuple[str, list[PlanItem], Usage]:
     """(how it was planned: list/model/off, the plan, the planner's usage)."""
     if not enabled:
         return "off", [PlanItem(task=question)], Usage()
@@ -120,9 +166,9 @@ def plan(engine: Engine, question: str, tools: list[str], n: int, enabled: bool 
     usage = Usage()
     items: list[PlanItem] = []
     if n > 1:
-        items, usage = _model_plan(engine, question, tools, n, seed)
+        items, usage = _model_plan(engine, question, tools, n, seed, descriptions)
     if not items:
-        tool, u = route(engine, question, tools, seed)
+        tool, u = route(engine, question, tools, seed, descriptions)
         items, usage = [PlanItem(task=question, tool=tool)], usage + u
     # a search task is looked up as the planner wrote it (a small model retypes the tool's
     # description into the query instead)
@@ -144,12 +190,12 @@ def named(text: str, candidates: list[str]) -> list[str]:
     return [c for c in candidates if c in found]
 
 
-def _model_plan(engine: Engine, question: str, tools: list[str], n: int,
-                seed: int | None) -> tuple[list[PlanItem], Usage]:
+def _model_plan(engine: Engine, question: str, tools: list[str], n: int, seed: int | None,
+                descriptions: dict[str, str] | None) -> tuple[list[PlanItem], Usage]:
     p = prompts.load("agent")
     examples = [(q, a) for q, a in p["planner_examples"]
                 if all(s["tool"] in tools for s in json.loads(a)["subtasks"])]
-    msgs = _fewshot(p["planner"].format(n=n), examples, lambda a: a)
+    msgs = _fewshot(p["planner"].format(n=n, tools=tool_lines(tools, descriptions)), examples, lambda a: a)
     msgs.append(Message(role="user", content=question))
     item = {"type": "object", "properties": {"task": {"type": "string", "maxLength": 200},
                                              "tool": {"type": "string", "enum": tools}},

@@ -207,6 +207,8 @@ function renderAssistant(m) {
     }
     div.append(d);
   }
+  const trace = (m.extra || {}).trace;
+  if (trace && trace.type === "agent") div.append(renderAgentTrace(trace));
   const ans = el("div", "answer");
   ans.innerHTML = m.html; // rendered by the server from markdown, raw HTML escaped, images as links
   const failed = (m.extra || {}).error;
@@ -239,6 +241,44 @@ async function* sseEvents(res) {
   }
 }
 
+// The agent mode's stored trace: each sub-agent's task, every call and what came back, sources.
+function renderAgentTrace(t) {
+  const d = el("details", "agent-trace");
+  const calls = t.tool_calls || 0;
+  d.append(el("summary", null, `${t.subagents.length} sub-agents · ${calls} tool calls · plan: ${t.planner}`));
+  for (const a of t.subagents) {
+    d.append(el("div", "sub-agent", `Sub-agent ${a.agent} (${a.tool || "any tool"}): ${a.task} → ${a.answer || "no answer"} [${a.finish}]`));
+    for (const s of a.steps) {
+      if (!s.call) continue;
+      const o = s.observation || {};
+      d.append(el("pre", "trace", `${s.step}. ${s.call.name}(${s.call.arguments})\n${o.ok ? "" : "error: "}${(o.text || "").slice(0, 600)}`));
+    }
+  }
+  if (t.sources && t.sources.length) {
+    const ul = el("ul", "sources");
+    for (const s of t.sources) ul.append(el("li", null, `[${s.id}] ${s.title} (${s.ref})`));
+    d.append(ul);
+  }
+  return d;
+}
+
+// A lane for agent mode's sub-agent ``i``, made when its first event arrives.
+function agentLane(lanes, i) {
+  while (lanes.items.length <= i) {
+    const n = lanes.items.length;
+    const lane = el("div", "lane");
+    const head = el("div", "head");
+    const name = el("span", null, `Sub-agent ${n + 1}`);
+    const st = el("span", null, "waiting");
+    head.append(name, st);
+    const tail = el("div", "tail");
+    lane.append(head, tail);
+    lanes.lanes.append(lane);
+    lanes.items.push({ lane, name, st, tail, text: "", pieces: 0 });
+  }
+  return lanes.items[i];
+}
+
 function makeLanes(n) {
   const lanes = el("div", "lanes");
   const items = [];
@@ -266,7 +306,7 @@ async function send(text, files) {
   const reasoningPre = el("pre", "trace");
   reasoningBox.append(el("summary", null, "Reasoning"), reasoningPre);
   reasoningBox.hidden = true;
-  const lanes = mode === "contemplating" ? makeLanes(agents) : null;
+  const lanes = mode === "contemplating" ? makeLanes(agents) : mode === "agent" ? makeLanes(0) : null;
   const synth = el("div", "synthesis");
   synth.hidden = true;
   const answer = el("div", "answer");
@@ -293,7 +333,22 @@ async function send(text, files) {
     if (ev.data === "[DONE]") break;
     const data = JSON.parse(ev.data);
     if (data.error) throw new Error(data.error.message);
-    if (ev.event === "muse.agent" && lanes) {
+    if (ev.event === "muse.agent" && lanes && mode === "agent") {
+      const it = agentLane(lanes, data.agent);
+      if (data.status) {
+        const sp = data.status.indexOf(" ");
+        const word = sp < 0 ? data.status : data.status.slice(0, sp);
+        const rest = sp < 0 ? "" : data.status.slice(sp + 1);
+        const label = { launched: "running", call: "calling", observed: "running" }[word] || word;
+        it.st.textContent = label;
+        it.lane.className = "lane " + label;
+        if (word === "launched") it.name.textContent = `Sub-agent ${data.agent + 1} · ${rest}`;
+        if (word === "call" || word === "observed") it.tail.textContent = rest.slice(-140);
+      } else {
+        it.text += data.text; it.pieces += 1;
+        it.tail.textContent = it.text.slice(-140);
+      }
+    } else if (ev.event === "muse.agent" && lanes) {
       const it = lanes.items[data.agent];
       if (!it) continue;
       if (data.status) {
