@@ -361,7 +361,10 @@ def test_agent_calls_the_calculator_and_traces_every_step(calc_run):
     # every model step is a trace step: numbered 1.., one engine request each, its usage kept
     numbers = sorted({s.step for s in sub.steps})
     assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) <= 2 + 1
-    assert t.batches == [1] * len(numbers)
+    # the planner made the first call itself (the task states its expression): no model request
+    assert sub.steps[0].text == "(planned)" and json.loads(calls[0].call.arguments) == {"expression": "17 * 23 + 4"}
+    model_steps = {s.step for s in sub.steps if s.text != "(planned)"}
+    assert t.batches == [1] * len(model_steps)
     assert sum(s.usage.completion_tokens for s in sub.steps) == sub.usage.completion_tokens
     assert sub.answer == sub.steps[-1].text and r.answer.startswith(sub.answer)
     assert r.usage.completion_tokens >= sub.usage.completion_tokens
@@ -439,3 +442,44 @@ def test_a_list_question_streams_status_events_for_every_sub_agent(list_run):
         assert len(seen) == 4, seen
     launched = [k for k, e in enumerate(events) if e.kind == "status" and e.text.startswith("launched")]
     assert launched == [0, 1, 2, 3]  # all four are launched before any works
+
+
+# -- the planner's own first calls, compound questions, the CLI -----------------------------
+
+@pytest.mark.parametrize("task, expr", [
+    ("What is 17 * 23?", "17 * 23"),
+    ("Compute 393 plus 66 times 44.", "393 + 66 * 44"),
+    ("How much is (562 - 13) / 9?", "(562 - 13) / 9"),
+    ("Calculate 163 divided by 8.", "163 / 8"),
+    ("What is 2 to the power of 10?", "2 ** 10"),
+    ("Who wrote Hamlet?", None),
+    ("Count the vowels in 'banana'.", None),
+])
+def test_the_planner_reads_the_expression_a_task_states(task, expr):
+    from openmuse.modes.agent.plan import expression
+
+    assert expression(task) == expr
+
+
+@pytest.mark.parametrize("q, yes", [
+    ("Who wrote Hamlet, and what is 17 * 23?", True),
+    ("Who was Newton? When was he born?", True),
+    ("How many moons does Mars have and what is its mass?", True),
+    ("What is 17 * 23?", False),
+    ("Tell me about the Ming dynasty.", False),
+])
+def test_only_compound_questions_are_split_by_the_model(q, yes):
+    from openmuse.modes.agent.plan import compound
+
+    assert compound(q) is yes
+
+
+def test_cli_agent_mode_shows_lanes_then_the_answer():
+    from .conftest import run_muse
+
+    p = run_muse("What is 12 * 12?", "--mode", "agent", "--tools", "calculator", "--subagents", "1")
+    assert p.returncode == 0, p.stderr
+    assert "Answer" in p.stdout and "144" in p.stdout
+    bad = run_muse("hi", "--mode", "agent", "--tools", "fetch")
+    assert bad.returncode != 0 and "fetch is off" in bad.stderr and "Traceback" not in bad.stderr
+    assert "sub-agent" not in bad.stdout  # refused before any lane was drawn

@@ -87,6 +87,14 @@ def test_grammar_bounds_strings_and_arrays_and_hoists_defs():
             "name": "x", "schema": {"$ref": "https://example.com/schema.json"}}}))
 
 
+def test_grammar_strings_hold_no_raw_control_characters():
+    # a raw newline inside a JSON string is invalid JSON: the call would not parse
+    out = Output.parse([{"type": "function", "function": {"name": "run", "parameters": {
+        "type": "object", "properties": {"code": {"type": "string"}}}}}], "required")
+    char = next(line for line in fg.grammar(out).splitlines() if line.startswith("char ::="))
+    assert char.startswith('char ::= [^"\\\\\\x7F\\x00-\\x1F] |')
+
+
 def test_local_engine_samples_under_the_grammar(engine):
     req = ChatRequest(messages=[{"role": "user", "content": "Plan lunch with Ann on Friday at noon."}], max_tokens=400,
                       response_format={"type": "json_schema", "json_schema": {"name": "e", "schema": EVENT}})

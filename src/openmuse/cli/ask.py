@@ -97,6 +97,8 @@ def _ask(assistant: Assistant, mode: Mode, messages: list[Message], as_json: boo
         click.echo(json.dumps(result.to_json(), ensure_ascii=False))
         return result
     steps = _Steps()
+    if isinstance(mode, AgentMode):  # a bad tool list is an error before the lanes are drawn
+        mode.toolbox(assistant.tools).close()
     agents = getattr(mode.options, "agents", 1) if isinstance(mode, ContemplatingMode) else 1
     show: Printer | Lanes | AgentLanes = (AgentLanes(out) if isinstance(mode, AgentMode) else
                                           Lanes(out, messages[-1].text(), agents) if agents > 1

@@ -139,6 +139,10 @@ def serve(host: str, port: int, database_url: str | None, api_keys: tuple[str, .
                           media=_media_settings(kw, serve_host=host), allowed_hosts=hosts,
                           queue_timeout_s=queue_timeout_s, max_request_tokens=max_request_tokens,
                           safety=_safety_settings(kw), tools=_tool_settings(kw))
+    if config.tools.mcp_config:  # connect now: a broken server is an error at start, not per request
+        from ..tools.base import mcp_tools
+
+        err.print(f"[dim]MCP: {len(mcp_tools(config.tools))} tools from {config.tools.mcp_config}[/]")
     app = create_app(config, engine=_load_engine(config.engine))
     store = escape(make_url(config.database_url).render_as_string(hide_password=True))  # no password printed
     err.print(f"[bold]OpenMuse[/] on http://{host}:{port}  ·  store {store}  ·  "

@@ -73,7 +73,9 @@ def _convert(schema: dict[str, Any], where: str, name: str = "", order: tuple[st
                                dotall=False, raw_pattern=False)
         resolved = conv.resolve_refs(bounded(schema), "input")
         conv.visit(resolved, name)
-        return conv.format_grammar()
+        # JSON strings hold no raw control characters (a newline must be written \n): the
+        # converter's character class lets them through, and a parser then rejects the call
+        return conv.format_grammar().replace('char ::= [^"\\\\] |', 'char ::= [^"\\\\\\x7F\\x00-\\x1F] |')
     except Exception as e:  # the converter raises asserts, KeyErrors, ValueErrors on what it lacks
         raise SpecError(f"{where}: this JSON schema cannot be turned into a grammar "
                         f"({type(e).__name__}: {e})"[:300], where) from None

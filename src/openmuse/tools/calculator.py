@@ -107,7 +107,7 @@ def show(v: Any) -> str:
 
 class Calculator(BuiltinTool):
     name = "calculator"
-    description = "Evaluate an arithmetic expression exactly, e.g. '(17 * 23) + 4' or 'sqrt(2) * 3'."
+    description = "Evaluate one arithmetic expression exactly: numbers, + - * / ** %, parentheses, sqrt, log."
     parameters = {"type": "object", "properties": {"expression": {"type": "string", "description":
                   "The arithmetic expression."}}, "required": ["expression"]}
 

@@ -154,7 +154,7 @@ class PythonSandbox(BuiltinTool):
     description = ("Run Python 3 code and get back what it prints (stdout; the error on failure). "
                    "Standard library only; no files, no network, no packages; print() the results "
                    "you need. Each call starts fresh.")
-    parameters = {"type": "object", "properties": {"code": {"type": "string", "description":
+    parameters = {"type": "object", "properties": {"code": {"type": "string", "maxLength": 600, "description":
                   "A complete Python 3 program; print() what you want to see."}}, "required": ["code"]}
     own_deadline = True
 

@@ -55,9 +55,10 @@ class AgentMode(Mode):
         super().__init__(options)
         self.tool_settings = ToolSettings()  # set by the Assistant (the operator's limits and switches)
 
-    def toolbox(self) -> ToolBox:
+    def toolbox(self, settings: ToolSettings | None = None) -> ToolBox:
+        """The tools this request offers (``ConfigError`` for a name unknown or not enabled)."""
         names = [n.strip() for n in self.options.tools.split(",") if n.strip()] or None
-        return ToolBox.load(names, self.tool_settings)
+        return ToolBox.load(names, settings or self.tool_settings)
 
     def run(self, engine: Engine, messages: Sequence[Message], on_event: OnEvent | None = None) -> Result:
         o = self.options

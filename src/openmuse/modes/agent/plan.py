@@ -165,16 +165,64 @@ def plan(engine: Engine, question: str, tools: list[str], n: int, enabled: bool 
         return "list", plan_items, Usage()
     usage = Usage()
     items: list[PlanItem] = []
-    if n > 1:
+    if n > 1 and compound(question):
         items, usage = _model_plan(engine, question, tools, n, seed, descriptions)
     if not items:
         tool, u = route(engine, question, tools, seed, descriptions)
         items, usage = [PlanItem(task=question, tool=tool)], usage + u
-    # a search task is looked up as the planner wrote it (a small model retypes the tool's
-    # description into the query instead)
-    items = [it.model_copy(update={"calls": [json.dumps({"query": it.task}, ensure_ascii=False)]})
-             if it.tool == "search" and not it.calls else it for it in items]
-    return "model", items, usage
+    return "model", [_first_call(it) for it in items], usage
+
+
+_COMPOUND = re.compile(r"\?.+\?|[,;]\s*(?:and|also|then)\s+(?:what|who|how|when|where|which|why|is|are|compute|"
+                       r"calculate|find|list|count)\b|\band\s+(?:what|who|how|when|where|which)\s+(?:is|are|was|were|"
+                       r"did|does|many|much)\b", re.I | re.S)
+
+
+def compound(question: str) -> bool:
+    """Whether the question asks several things ("Who wrote Hamlet, and what is 17 * 23?"):
+    only then is the model asked to split it (a small model splits a single question into
+    fragments)."""
+    return bool(_COMPOUND.search(question))
+
+
+_WORDS = [(r"\bmultiplied by\b|\btimes\b|×", "*"), (r"\bdivided by\b|÷", "/"), (r"\bplus\b", "+"),
+          (r"\bminus\b", "-"), (r"\bsquared\b", "**2"), (r"\bcubed\b", "**3"), (r"\bto the power of\b", "**")]
+_EXPR = re.compile(r"[\d(][\d\s.,+\-*/^%()]*[\d)](?:\s*\*\*\s*\d+)?")
+
+
+def expression(task: str) -> str | None:
+    """The arithmetic expression a task states ("What is 393 plus 66 times 44?" -> "393 + 66 * 44"),
+    when it states one the calculator can evaluate."""
+    from ...tools.calculator import evaluate
+
+    text = task
+    for rx, sym in _WORDS:
+        text = re.sub(rx, f" {sym} ", text, flags=re.I)
+    best = None
+    for m in _EXPR.finditer(text):
+        e = " ".join(m.group(0).split()).strip(" ,")
+        if re.search(r"\d\s*(?:\*\*|[+\-*/^%])\s*[\d(]", e) and (best is None or len(e) > len(best)):
+            best = e
+    if best is None:
+        return None
+    try:
+        evaluate(best)
+    except Exception:
+        return None
+    return best
+
+
+def _first_call(item: PlanItem) -> PlanItem:
+    """The planner makes the first call itself where the task states its argument: a search
+    is looked up as the task is written, an arithmetic expression is evaluated as stated (a
+    small model retypes the tool's description or an example instead)."""
+    if item.calls:
+        return item
+    if item.tool == "search":
+        return item.model_copy(update={"calls": [json.dumps({"query": item.task}, ensure_ascii=False)]})
+    if item.tool == "calculator" and (e := expression(item.task)):
+        return item.model_copy(update={"calls": [json.dumps({"expression": e}, ensure_ascii=False)]})
+    return item
 
 
 def named(text: str, candidates: list[str]) -> list[str]:
@@ -208,7 +256,9 @@ def _model_plan(engine: Engine, question: str, tools: list[str], n: int, seed: i
         items = [PlanItem(task=s["task"].strip(), tool=s["tool"]) for s in raw if s.get("task", "").strip()]
     except (ValueError, KeyError, TypeError, AttributeError):
         items = []
-    # a plan that drops the question's substance (one short task) is no better than routing it
+    # the same task twice is one task; a plan of one task is no better than routing the question
+    seen: set[str] = set()
+    items = [it for it in items if not (it.task.lower() in seen or seen.add(it.task.lower()))]
     if len(items) == 1:
         items = []
     return items[:n], c.usage
