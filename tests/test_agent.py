@@ -483,3 +483,21 @@ def test_cli_agent_mode_shows_lanes_then_the_answer():
     bad = run_muse("hi", "--mode", "agent", "--tools", "fetch")
     assert bad.returncode != 0 and "fetch is off" in bad.stderr and "Traceback" not in bad.stderr
     assert "sub-agent" not in bad.stdout  # refused before any lane was drawn
+
+
+def test_deepsearch_reads_a_user_file_and_scores_its_sets(tmp_path):
+    from openmuse.assistant.result import Result
+    from openmuse.evals.task import DataError, EvalContext, TaskOptions
+    from openmuse.evals.tasks.deepsearch import DeepSearchTask
+
+    f = tmp_path / "dsqa.jsonl"
+    f.write_text(json.dumps({"problem": "Which Nordic countries use the euro?", "answer": "Finland"}) + "\n"
+                 + json.dumps({"question": "Name two gas giants.", "answers": ["Jupiter", "Saturn"]}) + "\n")
+    task = DeepSearchTask(TaskOptions(data=str(f)))
+    items = task.items()
+    assert [i.target for i in items] == [["Finland"], ["Jupiter", "Saturn"]]
+    got = task.score(items[1], [[Result(answer="Jupiter and Uranus", mode="agent")]], EvalContext(engine=None))
+    assert got.extracted == ["Jupiter"] and got.extra["precision"] == 1.0 and got.extra["recall"] == 0.5
+    (tmp_path / "bad.jsonl").write_text('{"problem": "x"}\n')
+    with pytest.raises(DataError, match="answer"):
+        DeepSearchTask(TaskOptions(data=str(tmp_path / "bad.jsonl"))).items()

@@ -6,7 +6,9 @@
   question, and the ratios (F1 of N over 1; wall time of 1 over N).
 - **toolchoice**: tasks with a known right tool (``evals/tasks/toolchoice.py``) with the planner
   (it routes the task) and without it (the sub-agent picks under ``tool_choice: required``):
-  the rate at which the first call used the right tool, overall and per tool.
+  the rate at which the first call used the right tool, overall and per tool; and the rate at
+  which the right tool was *picked* (the planner's choice, or the tool the sub-agent's first
+  step names even when its call was cut before it parsed); requests a safety check refused.
 
 Everything goes through the ``Assistant``. The report (``results/bench-agents-TIME.json``)
 holds the arguments, the environment, every item and the figures.
@@ -14,6 +16,7 @@ holds the arguments, the environment, every item and the figures.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -63,6 +66,23 @@ def _deepsearch(assistant: Assistant, seed: int, n: int, subagents: int, base: d
     return {"figures": fig, "items": rows}
 
 
+def _picked(r: Result, planner: bool) -> str | None:
+    """The tool chosen, whether or not the call that followed parsed: the planner's choice, or
+    the tool a sub-agent's first step names (its call cut by the token limit still names it)."""
+    t = _trace(r)
+    if t is None:
+        return None
+    if planner and t.plan:
+        return t.plan[0].tool
+    first = t.subagents[0].steps[0] if t.subagents and t.subagents[0].steps else None
+    if first is None:
+        return None
+    if first.call is not None:
+        return first.call.name
+    m = re.search(r'"name"\s*:\s*"([^"]+)"', first.text)
+    return m.group(1) if m and m.group(1) in t.tools else None
+
+
 def _toolchoice(assistant: Assistant, seed: int, n: int, base: dict[str, Any],
                 tick: Callable[[str], None]) -> dict[str, Any]:
     rows = []
@@ -71,7 +91,10 @@ def _toolchoice(assistant: Assistant, seed: int, n: int, base: dict[str, Any],
         for planner in (True, False):
             r, wall = _ask(assistant, q["question"], {**base, "subagents": 1, "steps": 1, "planner": planner})
             got = toolchoice.first_tool(r)
-            row["planner" if planner else "no_planner"] = {"tool": got, "right": got == q["tool"],
+            pick = _picked(r, planner) or got
+            row["planner" if planner else "no_planner"] = {"tool": got, "right": got == q["tool"], "picked": pick,
+                                                           "picked_right": pick == q["tool"],
+                                                           "refused": r.finish_reason == "content_filter",
                                                            "wall_s": round(wall, 2)}
         rows.append(row)
         tick(f"toolchoice {i + 1}/{n}")
@@ -82,7 +105,9 @@ def _toolchoice(assistant: Assistant, seed: int, n: int, base: dict[str, Any],
         for r in rows:
             by.setdefault(r["tool"], []).append(r[key]["right"])
         fig[key] = {"rate": round(sum(r[key]["right"] for r in rows) / m, 4),
-                    "by_tool": {t: round(sum(v) / len(v), 4) for t, v in sorted(by.items())}}
+                    "by_tool": {t: round(sum(v) / len(v), 4) for t, v in sorted(by.items())},
+                    "picked_rate": round(sum(r[key]["picked_right"] for r in rows) / m, 4),
+                    "refused_by_checks": sum(r[key]["refused"] for r in rows)}
     return {"figures": fig, "items": rows}
 
 

@@ -259,6 +259,8 @@ def bench_agents(seed: int, n_search: int, n_choice: int, subagents: int, steps:
         out.print(f"F1 ratio {subagents}/1: {d['f1_ratio']} · wall time 1/{subagents}: {d['wall_ratio_1_over_n']}")
     if "toolchoice" in figs:
         t = figs["toolchoice"]
-        out.print(f"tool choice: planner {t['planner']['rate']:.3f} {t['planner']['by_tool']} · "
-                  f"no planner {t['no_planner']['rate']:.3f} {t['no_planner']['by_tool']}")
+        for key in ("planner", "no_planner"):
+            f = t[key]
+            out.print(f"tool choice, {key.replace('_', ' ')}: right tool picked {f['picked_rate']:.3f}, "
+                      f"first call right {f['rate']:.3f} {f['by_tool']}, {f['refused_by_checks']} refused by a check")
     out.print(f"[dim]{report['wall_s']} s · written to {path}[/]")

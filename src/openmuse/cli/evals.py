@@ -39,8 +39,9 @@ def eval_group() -> None:
     """Evaluations: muse eval TASK [--mode … --limit K --out DIR]; muse eval compare RUN…
 
     \b
-    Tasks: arithmetic, arc-agi-2, refusal (offline); mcq, math, healthbench (--data PATH);
-    charts (engines that take images). A run folder resumes where it stopped."""
+    Tasks: arithmetic, arc-agi-2, refusal, health, deepsearch, toolchoice (offline); mcq, math,
+    healthbench (--data PATH; deepsearch takes a DeepSearchQA file too); charts (engines that
+    take images). deepsearch and toolchoice are for --mode agent. A run folder resumes where it stopped."""
 
 
 @eval_group.command("run")
@@ -50,9 +51,9 @@ def eval_group() -> None:
 @click.option("--limit", envvar="MUSE_EVAL_LIMIT", type=int, default=None, help="Run the first K items only.")
 @click.option("--out", "out_dir", envvar="MUSE_EVAL_OUT", default=None,
               help="Run folder (default: results/eval-TASK-MODE-TIME); an existing one is resumed.")
-@click.option("--data", envvar="MUSE_EVAL_DATA", default=None, help="Local data file (mcq, math, healthbench).")
+@click.option("--data", envvar="MUSE_EVAL_DATA", default=None, help="Local data file (mcq, math, healthbench, deepsearch).")
 @click.option("--task-seed", envvar="MUSE_EVAL_SEED", type=int, default=0, show_default=True,
-              help="Seed of generated items (arithmetic, charts) and of option shuffling (mcq).")
+              help="Seed of generated items (arithmetic, charts, deepsearch, toolchoice) and of option shuffling (mcq).")
 @click.option("--repeats", envvar="MUSE_EVAL_REPEATS", type=click.IntRange(min=1), default=1, show_default=True,
               help="mcq: each question this many times, options shuffled anew.")
 @click.option("--judge", envvar="MUSE_EVAL_JUDGE", type=click.Choice(["rules", "engine"]), default="rules",

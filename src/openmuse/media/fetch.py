@@ -267,6 +267,22 @@ def _body(resp, max_bytes: int, deadline: float, cancel: threading.Event) -> tup
     return bytes(body), (resp.headers.get("content-type") or "").split(";")[0].strip().lower()
 
 
+def pinned_request(client, hop: Hop, timeout: float, accept: str):
+    """A GET request to ``hop``'s checked address (never re-resolved), its host name in
+    ``Host`` and TLS SNI: the media fetcher's and the fetch tool's."""
+    import httpx
+
+    address = f"[{hop.ip}]" if hop.ip.version == 6 else str(hop.ip)
+    target = hop.parts._replace(netloc=f"{address}:{hop.port}", fragment="").geturl()
+    shown = f"[{hop.host}]" if ":" in hop.host else hop.host
+    default = 443 if hop.parts.scheme == "https" else 80
+    headers = {"host": shown if hop.port == default else f"{shown}:{hop.port}", "user-agent": "openmuse",
+               "accept": accept, "accept-encoding": "identity"}
+    extensions = {"sni_hostname": hop.host} if hop.parts.scheme == "https" else {}
+    return client.build_request("GET", target, headers=headers, extensions=extensions,
+                                timeout=httpx.Timeout(timeout))
+
+
 def _send(client, hop: Hop, deadline: float):
     """A streamed GET to the checked address, the host name in ``Host`` and TLS SNI."""
     import httpx
@@ -274,16 +290,7 @@ def _send(client, hop: Hop, deadline: float):
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise Refused("over the total deadline")
-    address = f"[{hop.ip}]" if hop.ip.version == 6 else str(hop.ip)
-    target = hop.parts._replace(netloc=f"{address}:{hop.port}", fragment="").geturl()
-    shown = f"[{hop.host}]" if ":" in hop.host else hop.host
-    default = 443 if hop.parts.scheme == "https" else 80
-    headers = {"host": shown if hop.port == default else f"{shown}:{hop.port}", "user-agent": "openmuse",
-               "accept": "image/*, audio/*, video/*", "accept-encoding": "identity"}
-    extensions = {"sni_hostname": hop.host} if hop.parts.scheme == "https" else {}
-    request = client.build_request("GET", target, headers=headers, extensions=extensions,
-                                   timeout=httpx.Timeout(remaining))
     try:
-        return client.send(request, stream=True)
+        return client.send(pinned_request(client, hop, remaining, "image/*, audio/*, video/*"), stream=True)
     except httpx.HTTPError as e:
         raise Refused(f"{type(e).__name__}: {e}") from None

@@ -178,23 +178,17 @@ class _Failed(Exception):
 
 
 def _send(client, hop, deadline: float):
-    """A streamed GET to the checked address, the host name in ``Host`` and TLS SNI."""
+    """A streamed GET to the checked address (the media fetcher's pinned request)."""
     import httpx
+
+    from ..media.fetch import pinned_request
 
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise _Failed("the fetch ran out of time", "deadline before a hop")
-    address = f"[{hop.ip}]" if hop.ip.version == 6 else str(hop.ip)
-    target = hop.parts._replace(netloc=f"{address}:{hop.port}", fragment="").geturl()
-    shown = f"[{hop.host}]" if ":" in hop.host else hop.host
-    default = 443 if hop.parts.scheme == "https" else 80
-    headers = {"host": shown if hop.port == default else f"{shown}:{hop.port}", "user-agent": "openmuse",
-               "accept": "text/html, text/plain;q=0.9, */*;q=0.5", "accept-encoding": "identity"}
-    extensions = {"sni_hostname": hop.host} if hop.parts.scheme == "https" else {}
-    request = client.build_request("GET", target, headers=headers, extensions=extensions,
-                                   timeout=httpx.Timeout(remaining))
     try:
-        return client.send(request, stream=True)
+        return client.send(pinned_request(client, hop, remaining, "text/html, text/plain;q=0.9, */*;q=0.5"),
+                           stream=True)
     except httpx.HTTPError as e:
         raise _Failed(f"{hop.url[:200]} could not be fetched", f"{type(e).__name__}: {e}") from None
 
