@@ -1,0 +1,173 @@
+"""Thought compression (``openmuse.train``): the rewards and length penalties on hand-written
+completions, the config's and the CLI's errors, and GRPO on the real embedded model — two steps
+that change the weights and write a checkpoint transformers loads, then a resume that continues
+past it. The training tests take about two minutes on two cores.
+
+Run: ``.venv/bin/pytest -q tests/test_train.py`` (``-k "not real"`` for the fast part only).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openmuse.train import rewards as rw
+
+Q = "What is 7 + 8?"
+
+
+def _call(fn, completions, ids=None, answer="15", question=Q, kind="number", prompts=None):
+    n = len(completions)
+    kw = {"answer": [answer] * n, "kind": [kind] * n, "question": [question] * n}
+    if ids is not None:
+        kw["completion_ids"] = ids
+    return fn(prompts or [question] * n, completions, **kw)
+
+
+def _ids(n: int, eos: bool = True) -> list[int]:
+    return [5] * (n - 1) + [2 if eos else 5]
+
+
+# --- rewards ---------------------------------------------------------------------------------
+
+
+def test_final_answer_reads_after_the_marker():
+    assert rw.final_answer("7 + 8 is 15, or 14?\nAnswer: 15", Q, "number") == "15"
+    assert rw.final_answer("so the answer is 15.", Q, "number") == "15"
+    assert rw.final_answer("7 + 8 = 15", Q, "number") is None  # no marker: no answer
+    assert rw.final_answer("Answer: (B) Paris", "Capital? (A) Rome (B) Paris", "choice") == "B"
+
+
+def test_right_and_short_beats_right_and_long_beats_wrong():
+    fn = rw.make_rewards("arora", alpha=0.2, max_len=64, eos_ids=[2])[0]
+    comps = [[{"role": "assistant", "content": "Answer: 15"}],
+             [{"role": "assistant", "content": "7 plus 8: 7+3 is 10, 10+5 is 15. Answer: 15"}],
+             [{"role": "assistant", "content": "Answer: 14"}]]
+    short, long_, wrong = _call(fn, comps, ids=[_ids(4), _ids(30), _ids(4)])
+    assert short > long_ > wrong == 0.0
+    assert short == pytest.approx(1 - 0.2 * rw._sigmoid(-1.0))  # z = ±1 with two right ones
+    assert long_ == pytest.approx(1 - 0.2 * rw._sigmoid(1.0))
+
+
+def test_group_normalisation_is_per_prompt_among_right_answers():
+    # two prompts; lengths are compared only within each prompt's group, and only among right ones
+    right = [1.0, 1.0, 0.0, 1.0, 1.0, 1.0]
+    lens = [10, 20, 2, 100, 100, 100]
+    out = rw.arora(right, lens, ["a", "a", "a", "b", "b", "b"], alpha=0.5)
+    assert out[0] > out[1] and out[2] == 0.0
+    assert out[3] == out[4] == out[5] == pytest.approx(1 - 0.5 * 0.5)  # equal lengths: z = 0
+    # the same lengths in another group's units give the same rewards: only z-scores count
+    scaled = rw.arora([1.0, 1.0], [100, 200], ["x", "x"], alpha=0.5)
+    assert scaled == pytest.approx(out[:2])
+    lone = rw.arora([1.0, 0.0], [50, 3], ["g", "g"], alpha=0.4)
+    assert lone == pytest.approx([1 - 0.4 * 0.5, 0.0])
+
+
+def test_truncated_completion_scores_zero_and_takes_the_penalty():
+    ans_arora, trunc = rw.make_rewards("arora", max_len=16, eos_ids=[2])
+    comps = ["Answer: 15 and then on and on", "Answer: 15"]
+    ids = [_ids(16, eos=False), _ids(5)]
+    assert _call(ans_arora, comps, ids) == [0.0, pytest.approx(0.9)]  # right but cut: 0
+    assert _call(trunc, comps, ids) == [-1.0, 0.0]
+    ans, over = rw.make_rewards("overlong", max_len=16, cache=8, eos_ids=[2])
+    assert _call(ans, comps, ids) == [0.0, 1.0]
+    assert _call(over, comps, ids) == [-1.0, 0.0]
+    # ending exactly at the cap with the end-of-sequence token is not truncated
+    assert rw.truncated([_ids(16, eos=True)], 16, [2]) == [False]
+
+
+def test_soft_overlong_penalty():
+    assert rw.soft_overlong([8, 12, 14, 16, 20], max_len=16, cache=8) == [0.0, -0.5, -0.75, -1.0, -1.0]
+    assert rw.soft_overlong([15], max_len=16, cache=0) == [0.0]
+
+
+def test_no_penalty_is_plain_accuracy_and_logs_metrics():
+    logged = {}
+    (fn,) = rw.make_rewards("none", max_len=16, eos_ids=[2])
+    out = fn([Q, Q], ["Answer: 15", "Answer: 16"], answer=["15", "15"], kind=["number"] * 2, question=[Q, Q],
+             completion_ids=[_ids(3), _ids(3)], log_metric=lambda k, v: logged.setdefault(k, v))
+    assert out == [1.0, 0.0] and logged == {"accuracy": 0.5, "truncated": 0.0}
+    with pytest.raises(ValueError, match="penalty"):
+        rw.make_rewards("shorter")
+
+
+# --- config and CLI --------------------------------------------------------------------------
+
+
+def test_config_rejects_bad_values():
+    from pydantic import ValidationError
+
+    from openmuse.train.compress import CompressConfig, problems
+
+    with pytest.raises(ValidationError, match="multiple of num_generations"):
+        CompressConfig(batch=6, num_generations=4)
+    with pytest.raises(ValidationError, match="families"):
+        CompressConfig(families=("sum", "poetry"))
+    items = problems(10, seed=3)
+    assert [p.family for p in items[:5]] == ["sum", "compare", "capital", "word", "sum3"]
+    assert problems(10, seed=3) == items and problems(10, seed=4) != items
+
+
+def test_cli_bad_value_is_one_line_error():
+    from click.testing import CliRunner
+
+    from openmuse.cli import train as _  # noqa: F401 - registers `muse train`
+    from openmuse.cli.common import cli
+    from openmuse.errors import ConfigError
+
+    r = CliRunner().invoke(cli, ["train", "compress", "--batch", "6", "--generations", "4"])
+    assert isinstance(r.exception, ConfigError)
+    assert "multiple of num_generations" in str(r.exception) and "\n" not in str(r.exception)
+    r = CliRunner().invoke(cli, ["train", "compress", "--steps", "0"])
+    assert isinstance(r.exception, ConfigError) and str(r.exception).startswith("--steps:")
+
+
+# --- training on the real embedded model -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def real_run(tmp_path_factory):
+    import torch
+
+    from openmuse.train.compress import CompressConfig, train
+    from openmuse.train.gguf_io import load_hf
+
+    model, tok = load_hf()
+    before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
+    out = tmp_path_factory.mktemp("compress")
+    cfg = dict(out_dir=out, steps=2, batch=4, num_generations=4, max_completion_length=24, learning_rate=1e-5,
+               penalty="overlong", overlong_cache=24, eval_items=0, save_steps=1, train_items=16, seed=0)
+    torch.manual_seed(0)
+    final = train(CompressConfig(**cfg), loaded=(model, tok))
+    return {"cfg": cfg, "out": out, "final": final, "before": before, "loaded": (model, tok)}
+
+
+def test_real_two_steps_change_weights_and_checkpoint_loads(real_run):
+    from transformers import AutoModelForCausalLM
+
+    out = real_run["out"]
+    record = json.loads((out / "train.json").read_text())
+    assert [s["step"] for s in record["steps"]] == [1, 2]
+    assert {"reward", "completions/mean_length", "accuracy", "truncated"} <= set(record["steps"][0])
+    assert record["environment"]["trl"] and record["args"]["steps"] == 2
+    ckpt = out / "checkpoint-2"
+    loaded = AutoModelForCausalLM.from_pretrained(ckpt)
+    after = loaded.model.layers[0].self_attn.q_proj.weight.detach()
+    assert after.shape == real_run["before"].shape
+    assert not after.equal(real_run["before"])  # GRPO moved the weights
+    assert (real_run["final"] / "config.json").is_file()
+
+
+def test_real_resume_continues_past_the_checkpoint(real_run):
+    from openmuse.train.compress import CompressConfig, evaluate, problems, train
+
+    cfg = {**real_run["cfg"], "steps": 3, "resume": True}
+    train(CompressConfig(**cfg), loaded=real_run["loaded"])
+    record = json.loads((real_run["out"] / "train.json").read_text())
+    assert record["resumed_from"].endswith("checkpoint-2")
+    assert [s["step"] for s in record["steps"]] == [1, 2, 3]
+    assert (real_run["out"] / "checkpoint-3").is_dir()
+    model, tok = real_run["loaded"]
+    ev = evaluate(model, tok, problems(2, seed=1), max_new_tokens=8)
+    assert ev["items"] == 2 and 0 <= ev["accuracy"] <= 1 and 1 <= ev["mean_tokens"] <= 8
