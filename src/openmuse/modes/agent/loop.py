@@ -78,10 +78,10 @@ def answer_prompt(lane: Lane) -> str:
     """The last step's prompt: the task and every result its calls returned, as plain text (a
     small model answers a plain question about a text better than inside tool markup)."""
     p = prompts.load("agent")
-    seen = [m.text() for m in lane.messages if m.role == "tool"]
     if lane.item.items:  # a share of a list question: what each candidate is, one line each
         return p["list_read"].format(observations="\n".join(lane.readings) or "(nothing)",
                                      items=", ".join(lane.item.items))
+    seen = [m.text() for m in lane.messages if m.role == "tool"]
     return p["answer"].format(task=lane.item.task, observations="\n\n".join(seen) or "(nothing)")
 
 

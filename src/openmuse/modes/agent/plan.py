@@ -33,14 +33,15 @@ _LIST = re.compile(r"^(?P<head>.*?\b(?:which|what|who)\b.*?(?:of the following|o
 _CONJ = re.compile(r"\s+(?:and|or)\s+", re.I)
 
 
-def _titles() -> set[str]:
+@cache
+def _titles() -> frozenset[str]:
     """Names that hold "and" themselves ("Trinidad and Tobago"): the search corpus's titles."""
     try:
         from ...tools.corpus import load
 
-        return {a.title.lower() for a in load() if " and " in a.title or " or " in a.title}
+        return frozenset(a.title.lower() for a in load() if " and " in a.title or " or " in a.title)
     except Exception:  # no corpus installed: split on the conjunction
-        return set()
+        return frozenset()
 
 
 def list_items(question: str) -> tuple[str, list[str]] | None:
