@@ -184,6 +184,8 @@ class Assistant:
             req.mode.output, req.mode.answer_fields = req.output, dict(req.answer_fields)
             if hasattr(req.mode, "tool_settings"):
                 req.mode.tool_settings = self.tools
+            if getattr(req.mode, "reads_media", False):  # a mode that reads the media as sent (build)
+                req.mode.asked, req.mode.media_settings = list(req.asked), self.media
             req.result = req.mode.run(engine, req.messages, on_event)
             if not req.mode.shapes_output:
                 req.result = _shaped(req, engine)

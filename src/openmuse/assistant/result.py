@@ -150,7 +150,39 @@ class AgentRunTrace(_Typed):
     synthesis: str = ""
 
 
-Trace = Annotated[ThinkingTrace | ContemplationTrace | GroundingTrace | AgentRunTrace, Field(discriminator="type")]
+class BuildAttempt(_Typed):
+    """One artifact the checker loaded: how it was made and what failed."""
+
+    attempt: int  # 0: the first build; 1…: repairs
+    how: str  # "template", "model", "rules", "defaults", "model repair"
+    passed: bool
+    failures: list[str] = Field(default_factory=list)  # "check: detail"
+    wall_s: float = 0.0
+
+
+class BuildTrace(_Typed):
+    """``muse build``: the artifact, how it was made (template and parameters, or free-form code),
+    the checker's report on the file handed over, and every repair before it."""
+
+    type: Literal["build"] = "build"
+    source: Literal["template", "model", "sketch"]
+    template: str | None = None
+    similarity: float | None = None  # the prompt's nearest template example (cosine)
+    params: dict[str, Any] = Field(default_factory=dict)
+    replaced: list[str] = Field(default_factory=list)  # model parameters that failed the schema
+    html: str = ""
+    bytes: int = 0
+    path: str | None = None  # where the CLI wrote it
+    checked: bool = True
+    passed: bool = False
+    report: dict[str, Any] | None = None  # build.check.CheckReport of the artifact handed over
+    attempts: list[BuildAttempt] = Field(default_factory=list)
+    repairs: int = 0
+    sketch: dict[str, Any] | None = None  # boxes found and the layout IoU of the rendered page
+
+
+Trace = Annotated[ThinkingTrace | ContemplationTrace | GroundingTrace | AgentRunTrace | BuildTrace,
+                  Field(discriminator="type")]
 
 
 class MediaPartReport(BaseModel):

@@ -15,7 +15,7 @@ import sys
 import click
 
 from ..errors import MuseError
-from . import ask, bench, evals, safety, serve, train  # noqa: F401 - each registers its commands on ``cli``
+from . import ask, bench, build, evals, safety, serve, train  # noqa: F401 - each registers its commands on ``cli``
 from .common import cli, err
 
 __all__ = ["cli", "main"]

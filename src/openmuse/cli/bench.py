@@ -264,3 +264,49 @@ def bench_agents(seed: int, n_search: int, n_choice: int, subagents: int, steps:
             out.print(f"tool choice, {key.replace('_', ' ')}: right tool picked {f['picked_rate']:.3f}, "
                       f"first call right {f['rate']:.3f} {f['by_tool']}, {f['refused_by_checks']} refused by a check")
     out.print(f"[dim]{report['wall_s']} s · written to {path}[/]")
+
+
+@bench.command("build")
+@engine_options
+@safety_options
+@click.option("--split", type=click.Choice(["test", "tune"]), default="test", show_default=True,
+              help="Prompts: test (held out) or tune.")
+@click.option("--n", "n_prompts", type=click.IntRange(min=0), default=None, help="Only the first N prompts [default: all].")
+@click.option("--sketch-seeds", default="101-120", show_default=True,
+              help="Seeds of the generated sketches (e.g. 101-120 or 1,2,3; '' for none).")
+@click.option("--repairs", type=click.IntRange(0, 5), default=2, show_default=True, help="Most repairs per artifact.")
+@click.option("--out", "out_path", default=None, help="Results file (default: results/bench-build-TIME.json).")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@handle_errors
+def bench_build(split: str, n_prompts: int | None, sketch_seeds: str, repairs: int, out_path: str | None,
+                as_json: bool, **kw) -> None:
+    """Build mode on written prompts (pass rate, template chosen, repairs, p95 time) and on
+    generated sketches (layout IoU against the boxes drawn)."""
+    from ..assistant import Assistant
+    from ..bench.build import run_build_bench
+
+    seeds: list[int] = []
+    for piece in filter(None, (p.strip() for p in sketch_seeds.split(","))):
+        a, _, b = piece.partition("-")
+        if not a.isdigit() or (b and not b.isdigit()):
+            raise ConfigError(f"--sketch-seeds: {piece!r} is not a seed or a range like 101-120")
+        seeds.extend(range(int(a), int(b or a) + 1))
+    safety = _safety_settings(kw)
+    engine = _load_engine(_engine_settings(kw))
+    report, path = run_build_bench(Assistant(engine, safety=safety), split, n_prompts, seeds, {"repairs": repairs},
+                                   out_path, None if as_json else err)
+    figs = {k: report[k]["figures"] for k in ("prompts", "sketches") if k in report}
+    if as_json:
+        click.echo(json.dumps(figs))
+        return
+    if "prompts" in figs:
+        f = figs["prompts"]
+        out.print(f"prompts ({split}, {f['n']}): every check passed {f['pass_rate']:.1%} · template as expected "
+                  f"{f['template_right']:.1%} · repairs {f['repairs_total']} ({f['repaired_items']} artifacts) · "
+                  f"p50 {f['wall_p50_s']} s, p95 {f['wall_p95_s']} s per artifact · failed checks {f['failed_checks']}")
+    if "sketches" in figs:
+        f = figs["sketches"]
+        out.print(f"sketches ({f['n']}): mean layout IoU {f['mean_iou']:.3f} (clean {f['mean_iou_clean']:.3f}, "
+                  f"photo {f['mean_iou_photo']:.3f}) · boxes found exactly {f['boxes_found_exactly']:.0%} · "
+                  f"kinds right {f['kinds_right']:.0%} · every check passed {f['pass_rate']:.0%}")
+    out.print(f"[dim]{report['wall_s']} s · written to {path}[/]")

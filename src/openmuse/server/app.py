@@ -36,6 +36,7 @@ from . import chat, chat_sse, completions, errors, responses
 from .errors import APIError
 from .render import render
 from .schemas import MAX_N, PREFIX, ChatCompletionBody, RenameBody, model_list
+from .previews import preview_routes
 from .security import LOOPBACK_HOSTS, BodyLimit, HostGuard, Keys, SecurityHeaders
 from .store import LOCAL_OWNER, Store, owner_of
 
@@ -152,6 +153,7 @@ def create_app(config: ServerConfig, engine: Engine | None = None) -> FastAPI:
         return completions.response(body, results)
 
     _conversation_routes(app, store, running, owner)
+    preview_routes(app, owner)
 
     @app.get("/", include_in_schema=False)
     async def index():

@@ -210,7 +210,8 @@ function renderAssistant(m) {
   const trace = (m.extra || {}).trace;
   if (trace && trace.type === "agent") div.append(renderAgentTrace(trace));
   const ans = el("div", "answer");
-  ans.innerHTML = m.html; // rendered by the server from markdown, raw HTML escaped, images as links
+  if (trace && trace.type === "build") div.append(renderBuild(trace));
+  else ans.innerHTML = m.html; // rendered by the server from markdown, raw HTML escaped, images as links
   const failed = (m.extra || {}).error;
   if (failed) ans.append(el("p", "error", "No answer: " + failed.message)); // the question is kept
   addCopyButtons(ans);
@@ -260,6 +261,43 @@ function renderAgentTrace(t) {
     d.append(ul);
   }
   return d;
+}
+
+// Build mode: the checks, a preview in a sandboxed frame served by the server with its own
+// CSP (an opaque origin: no access to this app's storage, key or API), a download, the source.
+function renderBuild(t) {
+  const box = el("div", "build");
+  const made = t.template ? `template ${t.template}` : t.source;
+  const checks = ((t.report || {}).checks || []);
+  const ok = checks.filter((c) => c.passed).length;
+  const head = t.checked ? `${ok}/${checks.length} checks passed` : "not checked";
+  box.append(el("div", "build-head", `Built from ${made} · ${head} · ${t.repairs} repair${t.repairs === 1 ? "" : "s"} · ${(t.bytes / 1000).toFixed(1)} kB`));
+  const ul = el("ul", "checks");
+  for (const c of checks) ul.append(el("li", c.passed ? "pass" : "fail", `${c.passed ? "✓" : "✗"} ${c.name}${c.detail ? ": " + c.detail : ""}`));
+  box.append(ul);
+  if (t.sketch && t.sketch.mean_iou !== undefined) box.append(el("div", "meta", `Layout from the sketch: ${t.sketch.boxes.length} boxes, mean IoU ${t.sketch.mean_iou.toFixed(2)}`));
+  const frame = document.createElement("iframe");
+  frame.className = "preview";
+  frame.title = "Preview of the built page";
+  frame.setAttribute("sandbox", "allow-scripts");
+  frame.setAttribute("referrerpolicy", "no-referrer");
+  api("/v1/previews", { method: "POST", body: JSON.stringify({ html: t.html }) })
+    .then((r) => r.json()).then((p) => { if (p.url) frame.src = p.url; })
+    .catch((e) => setStatus("preview: " + e.message, true));
+  const name = (t.path || "").split(/[\\/]/).pop() || `${t.template || "page"}.html`;
+  const dl = el("button", "download", "Download " + name);
+  dl.type = "button";
+  dl.addEventListener("click", () => {
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([t.html], { type: "text/html" }));
+    a.download = name;
+    document.body.append(a); a.click(); a.remove();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  });
+  const src = el("details");
+  src.append(el("summary", null, "Source"), el("pre", "trace", t.html));
+  box.append(frame, dl, src);
+  return box;
 }
 
 // A lane for agent mode's sub-agent ``i``, made when its first event arrives.
@@ -333,7 +371,9 @@ async function send(text, files) {
     if (ev.data === "[DONE]") break;
     const data = JSON.parse(ev.data);
     if (data.error) throw new Error(data.error.message);
-    if (ev.event === "muse.agent" && lanes && mode === "agent") {
+    if (mode === "build" && (ev.event === "muse.agent" || ev.event === "muse.synthesis")) {
+      if (data.status) setStatus("build: " + data.status); // the file itself comes with the stored result
+    } else if (ev.event === "muse.agent" && lanes && mode === "agent") {
       const it = agentLane(lanes, data.agent);
       if (data.status) {
         const sp = data.status.indexOf(" ");
@@ -372,7 +412,7 @@ async function send(text, files) {
     } else if (data.choices && data.choices.length) {
       const d = data.choices[0].delta || {};
       if (d.reasoning_content) { reasoningBox.hidden = false; reasoningPre.textContent += d.reasoning_content; }
-      if (d.content && !replaced) { final += d.content; answer.textContent = final; }
+      if (d.content && !replaced) { final += d.content; answer.textContent = mode === "build" ? final.split("\n")[0] : final; }
     }
     box.scrollTop = box.scrollHeight;
   }

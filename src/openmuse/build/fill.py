@@ -1,0 +1,100 @@
+"""What the model writes for a build: a template's parameters (JSON under a grammar built from
+the template's schema), or, for a capable code model, the whole file and its tests.
+
+A small model (the embedded 135M one) fills the simple parameters only — texts, names from
+enums, numbers, lists of short strings — and lists of objects (quiz questions, menu items) keep
+their verified defaults; ``fill_all`` lets a bigger model write those too. Whatever comes back is
+checked against the schema again, parameter by parameter (``Template.clean``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from .. import prompts
+from ..engines.base import Engine
+from ..types import ChatRequest, Message, Usage
+from .spec import Template
+
+_FENCE = re.compile(r"```(\w*)[ \t]*\n(.*?)(?:```|\Z)", re.S)
+
+
+def simple(prop: dict[str, Any]) -> bool:
+    """A parameter a small model can fill: a scalar, or a list of scalars."""
+    if prop.get("type") == "array":
+        return (prop.get("items") or {}).get("type") in ("string", "integer", "number", "boolean")
+    return prop.get("type") != "object"
+
+
+def fill_params(engine: Engine, template: Template, request: str, *, fill_all: bool = False,
+                seed: int | None = None, max_tokens: int = 400) -> tuple[dict[str, Any], Usage]:
+    """The model's parameters for ``template`` from ``request`` (possibly partial or invalid;
+    the caller cleans them) and the tokens it spent."""
+    keys = [k for k, v in template.params.items() if fill_all or simple(v)]
+    if not keys:
+        return {}, Usage()
+    defaults = template.defaults()
+    example = {k: defaults[k] for k in keys}
+    props = {k: {kk: vv for kk, vv in template.params[k].items() if kk != "default"} for k in keys}
+    schema = {"type": "object", "properties": props, "required": keys, "additionalProperties": False}
+    p = prompts.load("build")
+    msgs = (Message(role="system", content=p["fill_system"].format(kind=template.kind, summary=template.summary)),
+            Message(role="user", content=p["fill_user"].format(example=json.dumps(example, ensure_ascii=False),
+                                                               request=request.strip())))
+    req = ChatRequest(messages=msgs, max_tokens=max_tokens, temperature=0.0, seed=seed,
+                      response_format={"type": "json_schema",
+                                       "json_schema": {"name": template.name, "schema": schema, "strict": True}})
+    c = engine.generate(req)
+    try:
+        values = json.loads(c.text)
+    except ValueError:
+        values = {}
+    return (values if isinstance(values, dict) else {}), c.usage
+
+
+def write_code(engine: Engine, request: str, *, sketch_note: str = "", seed: int | None = None,
+               max_tokens: int = 6000) -> tuple[str, list[dict[str, Any]], Usage]:
+    """Free-form: the model writes the file and its tests. Returns (html, tests, usage)."""
+    p = prompts.load("build")
+    user = p["write_user"].format(request=request.strip()) + (f"\n\n{sketch_note}" if sketch_note else "")
+    msgs = (Message(role="system", content=p["write_system"]), Message(role="user", content=user))
+    c = engine.generate(ChatRequest(messages=msgs, max_tokens=max_tokens, temperature=0.0, seed=seed))
+    html, tests = parse_reply(c.text)
+    return html, tests, c.usage
+
+
+def repair_code(engine: Engine, request: str, html: str, tests: list[dict[str, Any]], feedback: str, *,
+                seed: int | None = None, max_tokens: int = 6000) -> tuple[str, list[dict[str, Any]], Usage]:
+    """The model's corrected file, given the checker's findings. Keeps the old tests when the
+    reply brings none."""
+    p = prompts.load("build")
+    prior = f"```html\n{html}\n```\n```json\n{json.dumps(tests)}\n```"
+    msgs = (Message(role="system", content=p["write_system"]),
+            Message(role="user", content=p["write_user"].format(request=request.strip())),
+            Message(role="assistant", content=prior),
+            Message(role="user", content=p["repair_user"].format(feedback=feedback)))
+    c = engine.generate(ChatRequest(messages=msgs, max_tokens=max_tokens, temperature=0.0, seed=seed))
+    new_html, new_tests = parse_reply(c.text)
+    return (new_html or html), (new_tests or tests), c.usage
+
+
+def parse_reply(text: str) -> tuple[str, list[dict[str, Any]]]:
+    """The HTML (a ```html block, else the text from <!doctype/<html to </html>) and the tests
+    (a ```json block holding a list of tests; anything else is dropped)."""
+    html, tests = "", []
+    for lang, body in _FENCE.findall(text):
+        if lang.lower() in ("html", "htm") and not html:
+            html = body.strip()
+        elif lang.lower() == "json" and not tests:
+            try:
+                got = json.loads(body)
+            except ValueError:
+                continue
+            if isinstance(got, list):
+                tests = [t for t in got if isinstance(t, dict) and isinstance(t.get("steps"), list)]
+    if not html:
+        m = re.search(r"(<!doctype html.*?</html>|<html.*?</html>)", text, re.S | re.I)
+        html = m.group(1).strip() if m else ""
+    return html, tests
