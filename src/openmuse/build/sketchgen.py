@@ -62,10 +62,9 @@ def _plan(rng: random.Random, w: int, h: int) -> list[list[tuple[str, float, flo
         return out
 
     rows: list[list[tuple[str, float, float, float]]] = []
-    nav_in_header = rng.random() < 0.35
+    target = rng.randint(4, 10)
     hh = rng.randint(80, 120)
-    if nav_in_header:
-        (a0, a1), (b0, b1) = split(2)
+    if rng.random() < 0.35:  # logo-ish header on the left, the menu beside it
         cut = left + full * rng.uniform(0.28, 0.4)
         rows.append([("header", left, cut, hh), ("nav", cut + gap, right, hh)])
     else:
@@ -73,29 +72,26 @@ def _plan(rng: random.Random, w: int, h: int) -> list[list[tuple[str, float, flo
         if rng.random() < 0.4:
             rows.append([("nav", left, right, rng.randint(55, 75))])
     rows.append([("hero", left, right, rng.randint(220, 330))])
-    count = sum(len(r) for r in rows) + 2  # + button + footer
-    content: list[list[tuple[str, float, float, float]]] = []
-    want_form = rng.random() < 0.45
-    budget = rng.randint(4, 10) - count - (1 if want_form else 0)
-    while budget > 0 and len(content) < 3:
+    budget = target - sum(len(r) for r in rows) - 2  # the button and the footer come last
+    form: list[tuple[str, float, float, float]] = []
+    if budget >= 1 and rng.random() < 0.6:
+        if budget >= 2 and rng.random() < 0.4:
+            (a0, a1), (b0, b1) = split(2)
+            form = [("text", a0, a1, 180), ("form", b0, b1, 180)]
+        else:
+            form = [("form", left, left + full * rng.uniform(0.5, 1.0), rng.randint(140, 190))]
+        budget -= len(form)
+    while budget > 0 and len(rows) < 7:
         n = min(rng.choice([1, 2, 3, 3, 2]), budget)
         kinds = [rng.choice(["card", "image", "text", "card", "image"]) for _ in range(n)]
         rh = rng.randint(160, 260)
-        content.append([(k, a, b, rh) for k, (a, b) in zip(kinds, split(n))])
+        rows.append([(k, a, b, rh) for k, (a, b) in zip(kinds, split(n))])
         budget -= n
-    rows += content
+    if form:
+        rows.append(form)
     bw = rng.randint(200, 320)
-    where = rng.choice(["left", "centre", "right"])
-    bx = {"left": left, "centre": (w - bw) / 2, "right": right - bw}[where]
-    button = ("button", bx, bx + bw, rng.randint(70, 90))
-    if want_form:
-        if rng.random() < 0.5:
-            (a0, a1), (b0, b1) = split(2)
-            rows.append([("text", a0, a1, 180), ("form", b0, b1, 180)] if rng.random() < 0.5 and count < 9
-                        else [("form", left, left + full * rng.uniform(0.5, 1.0), rng.randint(140, 190))])
-        else:
-            rows.append([("form", left, left + full * rng.uniform(0.5, 1.0), rng.randint(140, 190))])
-    rows.append([button])
+    bx = rng.choice([left, (w - bw) / 2, right - bw])
+    rows.append([("button", bx, bx + bw, rng.randint(70, 90))])
     rows.append([("footer", left, right, rng.randint(70, 105))])
     return _fit(rows, m, gap, h)
 

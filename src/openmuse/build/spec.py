@@ -22,7 +22,9 @@ A template is two packaged files under ``build/templates/``:
       title: {type: string, maxLength: 40, default: Snake}
       palette: {enum: [ocean, ...], default: arcade}
       speed: {enum: [slow, normal, fast], default: normal}
-      items: {type: array, maxItems: 8, items: {type: string, maxLength: 30}, default: [...]}
+      symbols: {type: array, maxItems: 8, items: {type: string, maxLength: 30}, default: [...]}
+                                    # (not ``items``, ``keys``, ``values``, ``get``: Jinja's
+                                    # ``p.items`` is the dict's method, not the parameter)
     tests:                          # interaction tests run in Chromium on a fresh page each
       - name: the score rises when the snake eats
         steps:
@@ -30,12 +32,13 @@ A template is two packaged files under ``build/templates/``:
           - press: ArrowUp           # a key, to the focused element (or the page)
           - fill: {selector: "#email", value: "a@b.co"}
           - wait: 300                # milliseconds
-          - see: {selector: "#score", changed: true}   # waits up to 4 s for it to hold
+          - see: {selector: "#score", changed: true}   # waits up to 8 s for it to hold
 
     ``see`` takes one of: ``text`` (exact, stripped), ``contains``, ``changed`` (the text
     differs from what it was before the test's first step), ``visible: true|false``,
     ``count`` / ``min_count`` (number of matching elements), ``attr: {name, value}``.
-    A test's text may use the parameters: ``{{ p.items[0] }}`` is rendered with Jinja.
+    A test's text may use the parameters: ``{{ p.symbols[0] }}`` is rendered with Jinja (not
+    HTML-escaped: the checker compares page text, so "Fish & chips" stays as it is).
 
 Rendering never trusts the parameters: they are validated against the schema (unknown keys
 dropped, bad values replaced by the default) before the page sees them.
@@ -91,8 +94,8 @@ class Template:
             except jsonschema.ValidationError:
                 replaced.append(k)
                 continue
-            if isinstance(v, str) and not v.strip():
-                replaced.append(k)
+            if isinstance(v, str) and not v.strip() and (k == "title" or self.params[k].get("minLength", 0) > 0):
+                replaced.append(k)  # an empty optional text hides its part; an empty title is no title
                 continue
             out[k] = v
         return out, replaced
@@ -121,6 +124,7 @@ def load(name: str) -> Template:
 
 
 _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+_TEST_ENV = jinja2.Environment(autoescape=False, undefined=jinja2.StrictUndefined)  # texts compared, not shown
 
 
 def render(name: str, values: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
@@ -135,11 +139,42 @@ def render(name: str, values: dict[str, Any] | None = None) -> tuple[str, dict[s
 def tests_for(name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """The template's interaction tests with their texts rendered from ``params``."""
     def fill(x: Any) -> Any:
-        if isinstance(x, str) and "{{" in x:
-            return _ENV.from_string(x).render(p=params)
+        if isinstance(x, str) and ("{{" in x or "{%" in x):
+            return _TEST_ENV.from_string(x).render(p=params)
         if isinstance(x, dict):
             return {k: fill(v) for k, v in x.items()}
         if isinstance(x, list):
             return [fill(v) for v in x]
         return x
     return [fill(copy.deepcopy(t)) for t in load(name).tests]
+
+
+def visible_text(page: str, limit: int = 20_000) -> str:
+    """The text a person reads on ``page``: tags, scripts and styles removed, attributes that
+    show as text (alt, title, placeholder, aria-label, value) kept. What the safety check judges
+    of a built page, which is code, not prose."""
+    from html.parser import HTMLParser
+
+    class _Text(HTMLParser):
+        def __init__(self):
+            super().__init__(convert_charrefs=True)
+            self.parts: list[str] = []
+            self.skip = 0
+
+        def handle_starttag(self, tag, attrs):
+            if tag in ("script", "style", "template"):
+                self.skip += 1
+            self.parts.extend(v for k, v in attrs if k in ("alt", "title", "placeholder", "aria-label", "value") and v)
+
+        def handle_endtag(self, tag):
+            if tag in ("script", "style", "template") and self.skip:
+                self.skip -= 1
+
+        def handle_data(self, data):
+            if not self.skip and data.strip():
+                self.parts.append(data.strip())
+
+    p = _Text()
+    p.feed(page)
+    p.close()
+    return " ".join(p.parts)[:limit]

@@ -17,7 +17,8 @@ answer rule matches (lab steps next to a named agent, working malware, a never-p
 rule), the guard model says unsafe, or — for a request that was in doubt (``care``) — the
 classifier's score reaches ``refuse_answer``: the catch for what slipped past the first check.
 (The classifier was trained on requests; on the answers to clearly allowed requests it refused
-too many ordinary ones, so there only the rules judge.) Every decision is a ``CheckRecord`` (category, score, source, detail): in
+too many ordinary ones, so there only the rules judge.) A built page (``muse build``) is judged
+by the answer rules on its code and otherwise by its visible text, not its markup and scripts. Every decision is a ``CheckRecord`` (category, score, source, detail): in
 ``--json``, in the server's ``muse`` object and in the stored conversation.
 """
 
@@ -186,7 +187,17 @@ class SafetyCheck:
         if not self.settings.enabled or res is None or res.finish_reason == "content_filter":
             return None, None
         calls = [f"{c.name}({c.arguments})" for c in res.tool_calls]  # a call's arguments are output too
-        text = "\n".join(t for t in (res.reasoning, res.answer, *calls) if t)
+        answer = res.answer
+        if getattr(res.trace, "type", None) == "build":  # a built page: the rules read its code, the rest its text
+            from ..build.spec import visible_text
+
+            hit = rules.match_answer(res.trace.html)
+            if hit:
+                rec = _record("after", "refuse", hit.category, 1.0, "rules", hit.rule)
+                return res.model_copy(update={"answer": refusal_text(rec.category), "reasoning": "", "trace": None,
+                                              "finish_reason": "content_filter"}), rec
+            answer = visible_text(res.trace.html)
+        text = "\n".join(t for t in (res.reasoning, answer, *calls) if t)
         rec = self.judge_answer(request.messages, text, doubt=request.notes.get("safety") == "care")
         if rec.decision == "refuse":
             # the trace holds the agents' and the draft's text: it goes with the answer
