@@ -51,7 +51,7 @@ def _vocab(word: str) -> str | None:  # the label word meant, allowing a misread
 def kind_of(label: str) -> str | None:
     """The kind a label names ('SIGN UP' -> button, 'PHOTO' -> image), None when none."""
     low = " ".join(re.findall(r"[a-z]+", label.lower()))
-    hits = [k for p, k in PHRASES.items() if p in low] or \
+    hits = [k for p, k in PHRASES.items() if p in low] + \
         [VOCAB[v] for w in low.split() if (len(w) >= 3 or w in VOCAB) and (v := _vocab(w))]
     return min(hits, key=list(WORDS).index) if hits else None
 
@@ -110,8 +110,8 @@ def _candidates(ink):
         while j >= 0:  # the paper an outline encloses (a scribble's blob encloses next to none)
             holes, j = holes + cv2.contourArea(contours[j]), hier[0][j][0]
         m = np.zeros((h, w), np.uint8)  # the rectangle the filled contour mostly covers: rows and
-        cv2.drawContours(m, [c], -1, 1, -1, offset=(-x, -y))  # columns half full (a wobble or an
-        cs, rs = (np.nonzero(v >= 0.5 * v.max())[0] for v in (m.sum(0), m.sum(1)))  # overshoot don't count)
+        cv2.drawContours(m, [c], -1, 1, -1, offset=(-x, -y))  # columns half full, so that a wobble
+        cs, rs = (np.nonzero(v >= 0.5 * v.max())[0] for v in (m.sum(0), m.sum(1)))  # or overshoot is ignored
         rect = np.array([x + cs[0], y + rs[0], x + cs[-1] + 1, y + rs[-1] + 1], float)
         fill = 1.0 if hole else holes / max((w - 2 * kc) * (h - 2 * kc), 1)
         out.append((rect, hole, (ang + 45) % 90 - 45, max(w, h), fill))
@@ -212,7 +212,8 @@ def read_sketch(img, ocr: bool | None = None) -> list[Box]:
         raise MuseError("reading a sketch's labels needs Tesseract: apt-get install tesseract-ocr "
                         "tesseract-ocr-eng")
     ocr = shutil.which("tesseract") is not None if ocr is None else ocr
-    gray = np.asarray(img.convert("L"))
+    rgba = np.asarray(img.convert("RGBA"), np.float32)  # see-through pixels are white paper
+    gray = (rgba[..., :3] @ [0.299, 0.587, 0.114] * rgba[..., 3] / 255 + 255 - rgba[..., 3]).astype(np.uint8)
     s = 1400 / max(gray.shape)
     gray = gray if abs(s - 1) < 0.01 else cv2.resize(gray, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
     H, W = gray.shape
@@ -235,7 +236,7 @@ def read_sketch(img, ocr: bool | None = None) -> list[Box]:
     for (x0, y0, x1, y1), label, kind in zip(rects, labels, kinds):
         wide = x1 - x0 >= 0.6 and len(rects) > 1  # unlabelled: wide at the top is a header, ...
         kind = kind or ("header" if wide and y0 <= top + .02 else "footer" if wide and y1 >= bottom - .02
-                        else "button" if x1 - x0 < .4 and y1 - y0 < .08 else "section")
+                        else "button" if x1 - x0 < .4 and y1 - y0 < .1 else "section")
         found.append(Box(float(x0), float(y0), float(x1 - x0), float(y1 - y0), label, kind))
     rows = [sorted(row, key=lambda i: found[i].x) for *_, row in _bands(range(len(found)), found, True)]
     return [found[i] for row in rows for i in row]
@@ -315,7 +316,7 @@ class _Page:
         pad, fs = int(max(4, min(16, hpx * 0.12, wpx * 0.06))), int(max(13, min(17, hpx * 0.2)))
         style = (f"margin-left:{(b.x - rx0) / rw * 100:.3f}%;width:{b.w / rw * 100:.3f}%;margin-top:"
                  f"{self.v(max(0.0, b.y - ry0))};min-height:{self.v(b.h)}")
-        words = " ".join(re.findall(r"[A-Za-z0-9&'!?.,-]+", b.label))  # shown if it says more than a kind
+        words = " ".join(re.findall(r"[\w&'!?.,-]+", b.label)) if b.kind not in ("header", "footer") else ""
         said = any(len(w) > 2 and _vocab(w) in SHOWN | {None} for w in re.findall("[a-z]+", words.lower()))
         own = self.texts.get(i, self.texts.get(b.kind)) or (words.capitalize() if said else None)
         if b.kind == "image":
@@ -387,8 +388,7 @@ def layout_html(boxes: list[Box], title: str, palette: dict[str, str], csp: str 
 def layout_iou(page, boxes: list[Box], width: int = 1024) -> dict:
     """IoU of each ``[data-box=i]`` element of a loaded Playwright page with box i, normalised to the
     viewport (a missing element counts 0): {"mean_iou": float, "per_box": [float, ...]}."""
-    size = page.viewport_size or {"width": width, "height": width}
-    vw, vh, per = size["width"], size["height"], []
+    vw, vh, per = *(page.viewport_size or {"width": width, "height": width}).values(), []
     for i, b in enumerate(boxes):
         loc = page.locator(f'[data-box="{i}"]')
         r = loc.first.bounding_box() if loc.count() else None

@@ -7,7 +7,8 @@ written inside each (HEADER, NAV, BANNER, PHOTO, SIGN UP, ...), an X across pict
 small rotation (at most 2 degrees, about the centre), blur, sensor noise and JPEG artefacts.
 
 The ground truth is the list of drawn boxes (normalised to the sheet, before any rotation) with
-the kind each label stands for."""
+the kind each label stands for. ``measure(seeds, photo)`` scores ``read_sketch`` and the rendered
+page on such sketches: ``python -m openmuse.build.sketchgen 1 20 [photo]``."""
 
 from __future__ import annotations
 
@@ -135,12 +136,15 @@ def _wobbly_line(draw, rng, p, q, pen, colour):
 
 def _rect(draw, rng, x0, y0, x1, y1, pen, colour):
     """Four strokes; each end overshoots the corner or stops short of it by a few pixels."""
-    def e():
+    def e():  # along the stroke: past the corner (+) or short of it (-)
         return rng.uniform(-7, 8)
-    _wobbly_line(draw, rng, (x0 - e(), y0 + rng.uniform(-2, 2)), (x1 + e(), y0 + rng.uniform(-2, 2)), pen, colour)
-    _wobbly_line(draw, rng, (x1 + rng.uniform(-2, 2), y0 - e()), (x1 + rng.uniform(-2, 2), y1 + e()), pen, colour)
-    _wobbly_line(draw, rng, (x1 + e(), y1 + rng.uniform(-2, 2)), (x0 - e(), y1 + rng.uniform(-2, 2)), pen, colour)
-    _wobbly_line(draw, rng, (x0 + rng.uniform(-2, 2), y1 + e()), (x0 + rng.uniform(-2, 2), y0 - e()), pen, colour)
+
+    def j():  # across the stroke
+        return rng.uniform(-2, 2)
+    _wobbly_line(draw, rng, (x0 - e(), y0 + j()), (x1 + e(), y0 + j()), pen, colour)
+    _wobbly_line(draw, rng, (x1 + j(), y0 - e()), (x1 + j(), y1 + e()), pen, colour)
+    _wobbly_line(draw, rng, (x1 + e(), y1 + j()), (x0 - e(), y1 + j()), pen, colour)
+    _wobbly_line(draw, rng, (x0 + j(), y1 + e()), (x0 + j(), y0 - e()), pen, colour)
 
 
 def _label(img, rng, text, x0, y0, x1, y1, colour, centre_free: bool):
@@ -163,7 +167,8 @@ def _label(img, rng, text, x0, y0, x1, y1, colour, centre_free: bool):
     tile = tile.rotate(rng.uniform(-3, 3), resample=Image.BICUBIC, expand=True)
     tw, th = tile.size
     if centre_free:  # beside the X's crossing point: in the top-left quarter
-        px, py = x0 + 14 + rng.uniform(0, max(0, bw / 2 - tw - 20)), y0 + 10 + rng.uniform(0, max(0, bh / 4 - th / 2))
+        px = x0 + 14 + rng.uniform(0, max(0, bw / 2 - tw - 20))
+        py = y0 + 10 + rng.uniform(0, max(0, bh / 4 - th / 2))
     elif rng.random() < 0.65:
         px, py = x0 + (bw - tw) / 2 + rng.uniform(-10, 10), y0 + (bh - th) / 2 + rng.uniform(-5, 5)
     else:
@@ -223,3 +228,64 @@ def _photograph(img: Image.Image, rng: random.Random, paper) -> Image.Image:
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=rng.randint(55, 85))
     return Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+
+
+def box_iou(a: Box, b: Box) -> float:
+    inter = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x)) * \
+        max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    union = a.w * a.h + b.w * b.h - inter
+    return inter / union if union > 0 else 0.0
+
+
+def match(truth: list[Box], found: list[Box]) -> list[tuple[Box, Box | None, float]]:
+    """Each true box with the found box overlapping it most (greedy, each found box used once)."""
+    pairs = sorted(((box_iou(t, f), i, j) for i, t in enumerate(truth) for j, f in enumerate(found)),
+                   reverse=True)
+    got: dict[int, tuple[int, float]] = {}
+    for v, i, j in pairs:
+        if v > 0 and i not in got and j not in {jj for jj, _ in got.values()}:
+            got[i] = (j, v)
+    return [(t, found[got[i][0]], got[i][1]) if i in got else (t, None, 0.0) for i, t in enumerate(truth)]
+
+
+def measure(seeds, photo: bool = False, chromium: str | None = None) -> dict:
+    """Mean IoU of the boxes read from ``make_sketch(seed, photo)`` against the drawn ones, share of
+    kinds right, and mean IoU of the rendered page's elements against the boxes read (headless
+    Chromium at ``viewport_for`` the sketch), over ``seeds``."""
+    import shutil
+
+    from playwright.sync_api import sync_playwright
+
+    from .sketch import layout_html, layout_iou, read_sketch, viewport_for
+    from .spec import CSP, palettes
+
+    det, kinds, rendered, counts = [], [], [], []
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run"]
+    with sync_playwright() as p:
+        exe = chromium or shutil.which("chromium") or "/usr/bin/chromium"
+        browser = p.chromium.launch(executable_path=exe, args=flags)
+        for seed in seeds:
+            img, truth = make_sketch(seed, photo=photo)
+            found = read_sketch(img)
+            pairs = match(truth, found)
+            det += [v for _, _, v in pairs]
+            kinds += [f is not None and f.kind == t.kind for t, f, _ in pairs]
+            counts.append(len(found) == len(truth))
+            page = browser.new_page(viewport=dict(zip(("width", "height"), viewport_for(img.size))))
+            page.set_content(layout_html(found, f"Sketch {seed}", palettes()["ocean"], CSP,
+                                         aspect=img.height / img.width))
+            rendered.append(layout_iou(page, found)["mean_iou"])
+            page.close()
+        browser.close()
+    n = len(rendered)
+    return {"sketches": n, "photo": photo, "detection_mean_iou": round(sum(det) / len(det), 4),
+            "kinds_right": round(sum(kinds) / len(kinds), 4), "count_right": f"{sum(counts)}/{n}",
+            "rendered_mean_iou": round(sum(rendered) / n, 4), "rendered_min_iou": round(min(rendered), 4)}
+
+
+if __name__ == "__main__":  # python -m openmuse.build.sketchgen 1 20 [photo]
+    import sys
+
+    first, last = int(sys.argv[1]), int(sys.argv[2])
+    print(measure(range(first, last + 1), photo="photo" in sys.argv[3:]))

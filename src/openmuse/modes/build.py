@@ -176,11 +176,12 @@ class _Job:
         hints = choose.hints(self.request, spec.load("landing"))
         colours = spec.palettes()[hints.get("palette", "ocean")]
         title = hints.get("title") or "Home"
-        self.html = sketch.layout_html(self.layout, title, colours, spec.CSP)
+        self.html = sketch.layout_html(self.layout, title, colours, spec.CSP, aspect=image.height / image.width)
         self.trace.params = {"title": title, "palette": hints.get("palette", "ocean")}
         self.trace.sketch = {"boxes": [dict(x=b.x, y=b.y, w=b.w, h=b.h, label=b.label, kind=b.kind) for b in self.layout],
                              "size": list(image.size)}
         self._image_size = image.size
+        self.tests = sketch_tests(self.layout)
 
     # -- checking and repairing -------------------------------------------------------------
     def check_and_repair(self) -> Usage:
@@ -258,3 +259,23 @@ class _Job:
         self.html, self.tests, usage = fill.repair_code(self.engine, self.request, self.html, self.tests,
                                                         report.feedback(), seed=self.o.seed)
         return "model repair", usage
+
+
+def sketch_tests(boxes) -> list[dict[str, Any]]:
+    """Interaction tests for a page built from a sketch: each button answers, each form takes an
+    address and thanks the reader, each nav has links."""
+    tests: list[dict[str, Any]] = []
+    for i, b in enumerate(boxes):
+        box = f"[data-box='{i}']"
+        if b.kind == "button":
+            tests.append({"name": f"the button (box {i + 1}) answers", "steps": [
+                {"click": box}, {"see": {"selector": "#status", "contains": "Thanks"}}]})
+        elif b.kind == "form":
+            tests.append({"name": f"the form (box {i + 1}) takes an address", "steps": [
+                {"fill": {"selector": f"{box} input[type=email]", "value": "reader@example.com"}},
+                {"click": f"{box} button[type=submit]"},
+                {"see": {"selector": f"{box} [role=status]", "contains": "Thank you"}}]})
+        elif b.kind == "nav":
+            tests.append({"name": f"the navigation (box {i + 1}) has links", "steps": [
+                {"see": {"selector": f"{box} a[href]", "min_count": 1}}]})
+    return tests
