@@ -179,6 +179,9 @@ class BuildTrace(_Typed):
     attempts: list[BuildAttempt] = Field(default_factory=list)
     repairs: int = 0
     sketch: dict[str, Any] | None = None  # boxes found and the layout IoU of the rendered page
+    # the page's text the model wrote (a template's own text is the project's): what the safety
+    # check judges after the build
+    authored: str = ""
 
 
 Trace = Annotated[ThinkingTrace | ContemplationTrace | GroundingTrace | AgentRunTrace | BuildTrace,

@@ -32,7 +32,7 @@ def fill_params(engine: Engine, template: Template, request: str, *, fill_all: b
                 seed: int | None = None, max_tokens: int = 400) -> tuple[dict[str, Any], Usage]:
     """The model's parameters for ``template`` from ``request`` (possibly partial or invalid;
     the caller cleans them) and the tokens it spent."""
-    keys = [k for k, v in template.params.items() if fill_all or simple(v)]
+    keys = [k for k, v in template.params.items() if (fill_all or simple(v)) and k not in TEXT_KEYS]
     if not keys:
         return {}, Usage()
     defaults = template.defaults()
@@ -52,6 +52,34 @@ def fill_params(engine: Engine, template: Template, request: str, *, fill_all: b
     except ValueError:
         values = {}
     return (values if isinstance(values, dict) else {}), c.usage
+
+
+TEXT_KEYS = ("title", "tagline")
+
+
+def write_texts(engine: Engine, template: Template, request: str, *, seed: int | None = None) -> tuple[dict[str, str], Usage]:
+    """The page's title and tagline from ``request`` (few-shot, JSON under a grammar), for the
+    keys the template has."""
+    keys = [k for k in TEXT_KEYS if k in template.params]
+    if not keys:
+        return {}, Usage()
+    p = prompts.load("build")
+    msgs = [Message(role="system", content=p["texts_system"])]
+    for q, a in p["texts_examples"]:
+        msgs += [Message(role="user", content=q),
+                 Message(role="assistant", content=json.dumps({k: a[k] for k in keys}, ensure_ascii=False))]
+    msgs.append(Message(role="user", content=request.strip()))
+    props = {k: {"type": "string", "maxLength": template.params[k].get("maxLength", 60)} for k in keys}
+    schema = {"type": "object", "properties": props, "required": keys, "additionalProperties": False}
+    c = engine.generate(ChatRequest(messages=tuple(msgs), max_tokens=80, temperature=0.0, seed=seed,
+                                    response_format={"type": "json_schema", "json_schema": {
+                                        "name": "texts", "schema": schema, "strict": True}}))
+    try:
+        got = json.loads(c.text)
+    except ValueError:
+        got = {}
+    return ({k: v.strip() for k, v in got.items() if k in keys and isinstance(v, str) and v.strip()}
+            if isinstance(got, dict) else {}), c.usage
 
 
 def write_code(engine: Engine, request: str, *, sketch_note: str = "", seed: int | None = None,

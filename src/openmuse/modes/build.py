@@ -81,6 +81,7 @@ class BuildMode(Mode):
         usage += job.check_and_repair()
         tr = job.trace
         tr.html, tr.bytes = job.html, len(job.html.encode("utf-8"))
+        tr.authored = job.authored()
         head = (f"Built from {tr.source}" + (f" '{tr.template}'" if tr.template else "") + ": " +
                 ("all checks passed" if tr.passed else "NOT checked" if not tr.checked else
                  "checks failed: " + ", ".join(a for a in (tr.attempts[-1].failures if tr.attempts else [])))
@@ -148,7 +149,9 @@ class _Job:
         t = spec.load(name)
         self.say(f"template {name}: filling its settings from the prompt")
         fill_all = self.o.fill == "all" or (self.o.fill == "auto" and self.engine.name != "local")
-        written, usage = fill.fill_params(self.engine, t, self.request, fill_all=fill_all, seed=self.o.seed)
+        texts, usage = fill.write_texts(self.engine, t, self.request, seed=self.o.seed)
+        written, more = fill.fill_params(self.engine, t, self.request, fill_all=fill_all, seed=self.o.seed)
+        written, usage = {**written, **texts}, usage + more
         self.hinted = choose.hints(self.request, t)
         self.written = {k: v for k, v in written.items() if k not in self.hinted}
         params, replaced = t.clean({**self.written, **self.hinted})
@@ -182,6 +185,33 @@ class _Job:
                              "size": list(image.size)}
         self._image_size = image.size
         self.tests = sketch_tests(self.layout)
+
+    def authored(self) -> str:
+        """The page's text that the model wrote: a template's parameters that are not its own
+        defaults (their strings), or all the visible text of written code."""
+        from ..build import spec
+
+        if self.trace.source == "model":
+            return spec.visible_text(self.html)
+        if self.trace.source != "template" or not self.trace.template:
+            return ""
+        defaults = spec.load(self.trace.template).defaults()
+        out: list[str] = []
+
+        def strings(x: Any) -> None:
+            if isinstance(x, str):
+                out.append(x)
+            elif isinstance(x, dict):
+                for v in x.values():
+                    strings(v)
+            elif isinstance(x, list):
+                for v in x:
+                    strings(v)
+
+        for k, v in self.trace.params.items():
+            if v != defaults.get(k):
+                strings(v)
+        return " ".join(out)
 
     # -- checking and repairing -------------------------------------------------------------
     def check_and_repair(self) -> Usage:

@@ -18,7 +18,8 @@ rule), the guard model says unsafe, or — for a request that was in doubt (``ca
 classifier's score reaches ``refuse_answer``: the catch for what slipped past the first check.
 (The classifier was trained on requests; on the answers to clearly allowed requests it refused
 too many ordinary ones, so there only the rules judge.) A built page (``muse build``) is judged
-by the answer rules on its code and otherwise by its visible text, not its markup and scripts. Every decision is a ``CheckRecord`` (category, score, source, detail): in
+by the text the model wrote into it (a template's own text is the project's; markup and scripts
+are not prose), and its code by the malware rule. Every decision is a ``CheckRecord`` (category, score, source, detail): in
 ``--json``, in the server's ``muse`` object and in the stored conversation.
 """
 
@@ -188,15 +189,13 @@ class SafetyCheck:
             return None, None
         calls = [f"{c.name}({c.arguments})" for c in res.tool_calls]  # a call's arguments are output too
         answer = res.answer
-        if getattr(res.trace, "type", None) == "build":  # a built page: the rules read its code, the rest its text
-            from ..build.spec import visible_text
-
-            hit = rules.match_answer(res.trace.html)
+        if getattr(res.trace, "type", None) == "build":  # a built page: the text the model wrote, and its code
+            hit = rules.match_code(res.trace.html)
             if hit:
                 rec = _record("after", "refuse", hit.category, 1.0, "rules", hit.rule)
                 return res.model_copy(update={"answer": refusal_text(rec.category), "reasoning": "", "trace": None,
                                               "finish_reason": "content_filter"}), rec
-            answer = visible_text(res.trace.html)
+            answer = res.trace.authored
         text = "\n".join(t for t in (res.reasoning, answer, *calls) if t)
         rec = self.judge_answer(request.messages, text, doubt=request.notes.get("safety") == "care")
         if rec.decision == "refuse":

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 
 _I = re.IGNORECASE
 
-AGENTS = (r"sarin|soman|tabun|cyclosarin|\bvx\b|novichok|nerve (?:agent|gas)|mustard gas|sulfur mustard|lewisite|"
+AGENTS = (r"\b(?:sarin|soman|tabun|cyclosarin|\bvx\b|novichok|nerve (?:agent|gas)|mustard gas|sulfur mustard|lewisite|"
           r"phosgene|chlorine gas|hydrogen cyanide|cyanogen chloride|dimethylmercury|ricin|abrin|botulinum|"
           r"botulism toxin|tetrodotoxin|saxitoxin|anthrax|bacillus anthracis|smallpox|variola|ebola|marburg|"
           r"yersinia pestis|pneumonic plague|tularemia|francisella|h5n1|chemical weapons?|biological weapons?|"
           r"bio-?weapons?|dirty bomb|radiological (?:weapon|dispersal)|weapons?-grade (?:uranium|plutonium)|"
-          r"nuclear (?:bomb|weapon|device|warhead)|fissile material")
+          r"nuclear (?:bomb|weapon|device|warhead)|fissile material)")  # \b: "pricing" holds no ricin
 _MAKE = (r"make|making|synthes\w+|produc\w+|manufactur\w+|cook\w*|brew\w*|culture|cultivat\w+|grow|weaponi[sz]\w+|"
          r"aerosoli[sz]\w+|disperse|dispersing|release|releasing|deploy\w*|acquire|obtain|buy|smuggl\w+|extract\w*|"
          r"purif\w+|enrich\w*|build|assembl\w+|prepare|isolate|spread|enhance|increase the (?:lethality|"
@@ -132,6 +132,11 @@ def match_answer(text: str) -> RuleHit | None:
     if _CODE_HARM.search(text):
         return RuleHit("cyber", "answer:malware-code")
     return match_request(text)
+
+
+def match_code(text: str) -> RuleHit | None:
+    """Working malware in code (a built page's scripts): the answer rule for code alone."""
+    return RuleHit("cyber", "answer:malware-code") if _CODE_HARM.search(text) else None
 
 
 def injection(text: str) -> str | None:
