@@ -184,7 +184,7 @@ def test_doctor_json_reports_the_choices_and_one_generation():
     assert probe["runtime"]["extra_buffers"]["used"] is choose_extra_buffers("auto", info).use_extra
     assert probe["runtime"]["threads"]["policy"] == "auto"
     assert rep["machine"]["allowed_cpus"] == len(cpu.allowed_cpus())
-    assert set(rep["tools"]) >= {"tesseract (OCR of images)", "chromium (web-app tests)"}
+    assert set(rep["tools"]) >= {"tesseract (OCR of images)", "chromium (muse build's checker, web-app tests)", "opencv (muse build --image)"}
 
 
 def test_doctor_text_and_a_failing_probe(tmp_path):

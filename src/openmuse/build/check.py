@@ -170,6 +170,8 @@ def check_html(html: str, tests: list[dict[str, Any]] | None = None, browser: Br
         serious = [v for v in rep.violations if v["impact"] in ("serious", "critical")]
         rep.checks.append(Check(name="accessibility", passed=not serious, detail="; ".join(
             f"{v['id']} ({v['impact']}): {v['help']} — {v['nodes']}" for v in serious)[:600]))
+    except ConfigError:
+        raise
     except Exception as e:  # noqa: BLE001 - e.g. the page closed itself or hung the renderer
         rep.checks.append(Check(name="renders", passed=False, detail=str(e).splitlines()[0][:300]))
     finally:
@@ -195,7 +197,10 @@ def _finish(rep: CheckReport, errors: list[str], blocked: list[str], t0: float) 
 
 
 def _axe(page) -> list[dict[str, Any]]:
-    from axe_playwright_python.sync_playwright import Axe
+    try:
+        from axe_playwright_python.sync_playwright import Axe
+    except ImportError:
+        raise ConfigError("muse build's accessibility check needs axe: pip install 'openmuse[build]'") from None
 
     res = Axe().run(page).response
     return [{"id": v["id"], "impact": v.get("impact") or "minor", "help": v.get("help", ""),

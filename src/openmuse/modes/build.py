@@ -20,6 +20,7 @@ Live events: ``status`` lines (what is being made, checked, repaired).
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -174,6 +175,8 @@ class _Job:
         from ..build import choose, sketch, spec
 
         self.trace.source = "sketch"
+        if importlib.util.find_spec("cv2") is None:
+            raise ConfigError("reading a sketch needs OpenCV: pip install 'openmuse[build]'")
         self.say("reading the sketch: boxes and labels")
         self.layout = sketch.read_sketch(image)
         hints = choose.hints(self.request, spec.load("landing"))
