@@ -172,7 +172,8 @@ class Delta(BaseModel):
     """A piece of streamed text. ``index`` tells the sequence apart in ``generate_many``.
 
     Modes with several agents send ``agent`` pieces (``index`` is the agent) and ``status``
-    events (``text`` is ``launched``, ``done`` or ``skipped``) so front doors can draw lanes."""
+    events (``text`` is ``launched``, ``done`` or ``skipped``) so front doors can draw lanes; a
+    ``status`` with ``index`` -1 is the mode's own progress (build: "checking in Chromium")."""
 
     model_config = ConfigDict(frozen=True)
 

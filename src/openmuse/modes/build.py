@@ -66,7 +66,7 @@ class BuildMode(Mode):
 
         t0 = time.perf_counter()
         o: BuildOptions = self.options  # type: ignore[assignment]
-        say = (lambda text: on_event(Delta(kind="status", text=text))) if on_event else (lambda _t: None)
+        say = (lambda text: on_event(Delta(kind="status", index=-1, text=text))) if on_event else (lambda _t: None)
         request = last_question(self.asked or messages).strip()
         if o.template not in ("auto", "none") and o.template not in spec.names():
             raise ConfigError(f"no build template '{o.template}' (use auto, none or one of: {', '.join(spec.names())})")

@@ -74,6 +74,10 @@ class _Choice:
         c, i = self.c, self.i
         if d.kind == "reasoning":
             return c.chunk(i, {"reasoning_content": d.text})
+        if d.kind == "status" and d.index < 0:  # the mode's own progress (build): not an agent's
+            if self.events:
+                return sse({"status": d.text, "choice": i}, "muse.status")
+            return c.chunk(i, {"reasoning_content": f"{d.text}.\n"})
         if d.kind in ("agent", "status"):
             self.agents = True
             if self.events:

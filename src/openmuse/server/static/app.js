@@ -334,8 +334,8 @@ async function send(text, files) {
     if (ev.data === "[DONE]") break;
     const data = JSON.parse(ev.data);
     if (data.error) throw new Error(data.error.message);
-    if (mode === "build" && (ev.event === "muse.agent" || ev.event === "muse.synthesis")) {
-      if (data.status) setStatus("build: " + data.status); // the file itself comes with the stored result
+    if (ev.event === "muse.status") {
+      setStatus(mode + ": " + data.status); // the file itself comes with the stored result
     } else if (ev.event === "muse.agent" && lanes && mode === "agent") {
       const it = agentLane(lanes, data.agent);
       if (data.status) {
