@@ -221,3 +221,16 @@ def test_bad_input_is_one_line(tmp_path, args, message):
 def test_missing_chromium_is_one_line():
     p = run_muse("build", "a quiz", env={"MUSE_CHROMIUM": "/nonexistent/chromium"})
     assert p.returncode == 1 and "Chromium, which was not found" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_copied_titles_and_taglines_are_not_kept():
+    from openmuse.build.fill import grounded
+
+    examples = [{"title": "Bakery Sales", "tagline": "Today's sales at a glance."}]
+    got = grounded({"title": "Bakery Sales", "tagline": "Today's sales at a glance!"},
+                   "a landing page for my coffee startup", examples)
+    assert got == {"title": "Coffee Startup"}  # the thing the request is for; the echoed tagline dropped
+    assert grounded({"title": "Bakery Breakout"}, "a breakout game", examples) == {"title": "Breakout"}
+    assert grounded({"title": "Geography Quiz", "tagline": "Best, best, best, best."}, "a quiz on geography",
+                    examples) == {"title": "Geography Quiz"}
+    assert grounded({"title": "Zebra"}, "snake please", examples) == {}  # nothing to keep: the default stays

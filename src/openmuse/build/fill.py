@@ -78,8 +78,46 @@ def write_texts(engine: Engine, template: Template, request: str, *, seed: int |
         got = json.loads(c.text)
     except ValueError:
         got = {}
-    return ({k: v.strip() for k, v in got.items() if k in keys and isinstance(v, str) and v.strip()}
-            if isinstance(got, dict) else {}), c.usage
+    got = {k: v.strip() for k, v in got.items() if k in keys and isinstance(v, str) and v.strip()} \
+        if isinstance(got, dict) else {}
+    return grounded(got, request, [a for _, a in p["texts_examples"]]), c.usage
+
+
+# Words a title may hold that the request need not name.
+GENERIC = frozenset("the and for with your our my page site website home homepage landing game games quiz menu "
+                    "portfolio dashboard form sign signup sign-up up join club overview app online shop store "
+                    "studio daily new best".split())
+
+
+def _words(text: str) -> list[str]:
+    return [w.rstrip("s") for w in re.findall(r"[a-z0-9][a-z0-9'-]*", text.lower()) if len(w) > 2]
+
+
+def grounded(texts: dict[str, str], request: str, examples: list[dict[str, str]]) -> dict[str, str]:
+    """The model's title and tagline kept only where they come from the request: a small model
+    copies its few-shot answers ("Bakery Sales" for a coffee startup). A title keeps the words
+    the request names (and generic ones), else becomes the thing the request is "for"; a tagline
+    that echoes an example or repeats itself is dropped (the template's default stays)."""
+    asked = set(_words(request))
+    out = dict(texts)
+    if "title" in out:
+        kept = [w for w in out["title"].split() if _words(w) and set(_words(w)) <= asked | GENERIC]
+        if not any(set(_words(w)) & asked for w in kept):
+            m = re.search(r"\bfor (?:a |an |my |our |the )?([\w' -]{3,40}?)(?:\s+(?:with|that|which|where|in|on)\b|[,.!?]|$)",
+                          request, re.I)
+            kept = m.group(1).split() if m else []
+        title = " ".join(w[:1].upper() + w[1:] for w in kept)[:40].strip()
+        if title:
+            out["title"] = title
+        else:
+            out.pop("title")
+    if "tagline" in out:
+        words = _words(out["tagline"])
+        echo = any(len(set(words) & set(_words(a.get("tagline", "")))) >= max(2, len(set(words)) // 2)
+                   for a in examples)
+        if echo or len(set(words)) < 0.7 * len(words):
+            out.pop("tagline")
+    return out
 
 
 def write_code(engine: Engine, request: str, *, sketch_note: str = "", seed: int | None = None,
