@@ -7,7 +7,7 @@
 - **sketches** (``build/sketchgen.py``, seeded; clean drawings and photo-like ones
   alternating): each built from the image alone; the layout IoU between the boxes drawn (the
   ground truth, not what the reader found) and the rendered page's elements (each drawn box
-  paired with its best-overlapping ``[data-box]`` element, one to one), and whether every check
+  paired with its best-overlapping ``[data-box]`` element, one to one: ``sketchgen.match``), and whether every check
   passed.
 
 The report (``results/bench-build-TIME.json``) holds the arguments, the environment, every item
@@ -73,34 +73,10 @@ def _prompts(assistant: Assistant, items: list[dict[str, str]], options: dict[st
     return {"figures": fig, "items": rows}
 
 
-def _iou(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    ix = max(0.0, min(ax + aw, bx + bw) - max(ax, bx))
-    iy = max(0.0, min(ay + ah, by + bh) - max(ay, by))
-    inter = ix * iy
-    union = aw * ah + bw * bh - inter
-    return inter / union if union > 0 else 0.0
-
-
-def match_iou(truth: list[tuple], got: list[tuple]) -> list[float]:
-    """Each true box's IoU with its rendered element, pairs taken best first, one to one (a true
-    box left without an element scores 0)."""
-    pairs = sorted(((_iou(t, g), i, j) for i, t in enumerate(truth) for j, g in enumerate(got)), reverse=True)
-    best = [0.0] * len(truth)
-    used_t, used_g = set(), set()
-    for v, i, j in pairs:
-        if v <= 0 or i in used_t or j in used_g:
-            continue
-        best[i] = v
-        used_t.add(i)
-        used_g.add(j)
-    return best
-
-
-def rendered_boxes(html: str, viewport: tuple[int, int]) -> list[tuple[float, float, float, float]]:
-    """The ``[data-box]`` elements of ``html`` in Chromium, as fractions of the viewport."""
+def rendered_boxes(html: str, viewport: tuple[int, int]) -> list:
+    """The ``[data-box]`` elements of ``html`` in Chromium, as ``Box``es (fractions of the viewport)."""
     from ..build.check import Browser
+    from ..build.sketch import Box
 
     with Browser() as b:
         ctx, page, _, _ = b.open(html, viewport)
@@ -110,13 +86,13 @@ def rendered_boxes(html: str, viewport: tuple[int, int]) -> list[tuple[float, fl
         finally:
             ctx.close()
     w, h = viewport
-    return [(x / w, y / h, rw / w, rh / h) for x, y, rw, rh in rects]
+    return [Box(x / w, y / h, rw / w, rh / h) for x, y, rw, rh in rects]
 
 
 def _sketches(assistant: Assistant, seeds: list[int], options: dict[str, Any],
               tick: Callable[[str], None]) -> dict[str, Any]:
-    from ..build.sketch import viewport_for
-    from ..build.sketchgen import make_sketch
+    from ..build.sketch import Box, viewport_for
+    from ..build.sketchgen import box_iou, make_sketch, match
 
     rows = []
     for i, seed in enumerate(seeds):
@@ -131,12 +107,9 @@ def _sketches(assistant: Assistant, seeds: list[int], options: dict[str, Any],
         wall = time.perf_counter() - t0
         t = r.trace if isinstance(r.trace, BuildTrace) else None
         got = rendered_boxes(t.html, viewport_for(img.size)) if t else []
-        ious = match_iou([(b.x, b.y, b.w, b.h) for b in truth], got)
-        kinds_right = 0
-        if t and t.sketch:
-            found = t.sketch.get("boxes", [])
-            kinds_right = sum(1 for b in truth if any(_iou((b.x, b.y, b.w, b.h), (f["x"], f["y"], f["w"], f["h"])) > 0.5
-                                                      and f["kind"] == b.kind for f in found))
+        ious = [v for _, _, v in match(truth, got)]
+        found = [Box(f["x"], f["y"], f["w"], f["h"], kind=f["kind"]) for f in (t.sketch or {}).get("boxes", [])] if t else []
+        kinds_right = sum(1 for b in truth if any(box_iou(b, f) > 0.5 and f.kind == b.kind for f in found))
         rows.append({"seed": seed, "photo": photo, "boxes": len(truth), "found": len(got),
                      "iou": round(sum(ious) / len(ious), 4) if ious else 0.0, "per_box": [round(x, 3) for x in ious],
                      "kinds_right": kinds_right, "passed": bool(t and t.passed), "repairs": t.repairs if t else 0,

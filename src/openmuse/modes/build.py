@@ -120,7 +120,6 @@ class _Job:
         self.engine, self.request, self.o, self.say = engine, request, options, say
         self.html = ""
         self.tests: list[dict[str, Any]] = []
-        self.written: dict[str, Any] = {}  # what the model wrote (template parameters)
         self.hinted: dict[str, Any] = {}
         self.trace = BuildTrace(source="template", checked=options.check)
         self.check_s = 0.0
@@ -154,8 +153,7 @@ class _Job:
         written, more = fill.fill_params(self.engine, t, self.request, fill_all=fill_all, seed=self.o.seed)
         written, usage = {**written, **texts}, usage + more
         self.hinted = choose.hints(self.request, t)
-        self.written = {k: v for k, v in written.items() if k not in self.hinted}
-        params, replaced = t.clean({**self.written, **self.hinted})
+        params, replaced = t.clean({**written, **self.hinted})  # what the prompt states outright wins
         self.trace.template, self.trace.params, self.trace.replaced = name, params, replaced
         self.html, _ = spec.render(name, params)
         self.tests = spec.tests_for(name, params)
