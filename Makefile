@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python >= 3.11, a C compiler; no internet beyond PyPI):
 #   make run    set up .venv and answer a question offline with the embedded model
 #   make test   set up .venv with the test extras and run the test suite
+#   make compress  train the embedded model to reason shorter (about 45 min on 2 cores; runs/compress)
 # The first set-up compiles llama.cpp (llama-cpp-python): a few minutes on 2 cores.
 
 PYTHON ?= python3
@@ -14,7 +15,7 @@ GARAK  := garak==0.17.1
 # jiter>=0.16: installed without its dependencies, which the test extras pin.
 INSTRUCTOR := instructor==1.17.0
 
-.PHONY: run test install install-test bench clean
+.PHONY: run test install install-test install-train bench compress clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +31,13 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet --no-deps $(GARAK) $(INSTRUCTOR)
 	touch $@ $(VENV)/.installed
 
+$(VENV)/.installed-train: pyproject.toml $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[build,train]'
+	touch $@
+
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+install-train: $(VENV)/.installed-train
 
 run: install
 	$(BIN)/muse "$(Q)"
@@ -41,6 +47,9 @@ test: install-test
 
 bench: install
 	$(BIN)/muse bench engine
+
+compress: install-train
+	$(BIN)/muse train compress --out runs/compress
 
 clean:
 	rm -rf $(VENV) results .pytest_cache

@@ -35,7 +35,10 @@ def _ids(n: int, eos: bool = True) -> list[int]:
 def test_final_answer_reads_after_the_marker():
     assert rw.final_answer("7 + 8 is 15, or 14?\nAnswer: 15", Q, "number") == "15"
     assert rw.final_answer("so the answer is 15.", Q, "number") == "15"
-    assert rw.final_answer("7 + 8 = 15", Q, "number") is None  # no marker: no answer
+    # no marker: what the last line states, as Thinking mode takes an answer from its reasoning
+    assert rw.final_answer("7 + 8 = 15", Q, "number") == "15"
+    assert rw.final_answer("15?\n14", Q, "number") == "14"  # only the last line counts
+    assert rw.final_answer("Let me see.", Q, "number") is None and rw.final_answer("", Q, "number") is None
     assert rw.final_answer("Answer: (B) Paris", "Capital? (A) Rome (B) Paris", "choice") == "B"
 
 
@@ -92,6 +95,20 @@ def test_no_penalty_is_plain_accuracy_and_logs_metrics():
         rw.make_rewards("shorter")
 
 
+def test_format_bonus_rewards_a_stated_answer_right_or_wrong():
+    """Off by default (it taught the 135M model to state an answer at once); when on, a finished
+    completion with a readable answer earns it, right or wrong."""
+    funcs = rw.make_rewards("arora", alpha=0.2, max_len=32, eos_ids=[2], format_bonus=0.2)
+    assert [f.__name__ for f in funcs] == ["answer_arora", "truncation", "answer_format"]
+    comps = ["7 + 8 = 15. Final answer: 15", "7 + 8 = 14. Final answer: 14", "Let me add them.", "Final answer: 15"]
+    ids = [_ids(12), _ids(12), _ids(6), _ids(32, eos=False)]
+    total = [sum(x) for x in zip(*(_call(f, comps, ids) for f in funcs))]
+    right, wrong_stated, unstated, cut = total
+    assert right > wrong_stated > unstated == 0.0 > cut
+    assert wrong_stated == pytest.approx(0.2) and cut == pytest.approx(-1.0)  # no bonus once cut
+    assert rw.make_rewards("none", format_bonus=0.0)[-1].__name__ == "answer"
+
+
 # --- config and CLI --------------------------------------------------------------------------
 
 
@@ -137,7 +154,8 @@ def real_run(tmp_path_factory):
     before = model.model.layers[0].self_attn.q_proj.weight.detach().clone()
     out = tmp_path_factory.mktemp("compress")
     cfg = dict(out_dir=out, steps=2, batch=4, num_generations=4, max_completion_length=24, learning_rate=1e-5,
-               penalty="overlong", overlong_cache=24, eval_items=0, save_steps=1, train_items=16, seed=0)
+               penalty="overlong", overlong_cache=24, eval_items=2, eval_steps=1, save_steps=1, train_items=16,
+               seed=0)
     torch.manual_seed(0)
     final = train(CompressConfig(**cfg), loaded=(model, tok))
     return {"cfg": cfg, "out": out, "final": final, "before": before, "loaded": (model, tok)}
@@ -157,6 +175,80 @@ def test_real_two_steps_change_weights_and_checkpoint_loads(real_run):
     assert after.shape == real_run["before"].shape
     assert not after.equal(real_run["before"])  # GRPO moved the weights
     assert (real_run["final"] / "config.json").is_file()
+    # held-out evaluations before, at step 1 (eval_steps) and after; the plot drawn from them
+    ev = record["eval"]
+    assert ev["before"]["items"] == 2 and [e["step"] for e in ev["during"]] == [1] and ev["after"]["items"] == 2
+    assert (out / "train.png").stat().st_size > 10_000
+
+
+def test_training_prompt_is_what_thinking_mode_sends(real_run):
+    """The model is trained on the exact text Thinking mode sends the local engine: its system
+    prompt, the question, the assistant turn opened with the reasoning prefix."""
+    from openmuse import prompts
+    from openmuse.engines import EngineSettings, create_engine
+    from openmuse.modes.base import with_system
+    from openmuse.train.compress import thinking_prompt
+    from openmuse.types import ChatRequest, Message
+
+    p = prompts.load("thinking")["prompted"]
+    engine = create_engine(EngineSettings())
+    try:
+        msgs = [*with_system([Message(role="user", content=Q)], p["system"]),
+                Message(role="assistant", content=p["reasoning_prefix"])]
+        sent = engine.render(ChatRequest(messages=msgs))
+    finally:
+        engine.close()
+    _, tok = real_run["loaded"]
+    assert thinking_prompt(tok, Q) == sent
+    assert sent.endswith("<|im_start|>assistant\nThe question asks")
+
+
+def test_exported_gguf_answers_through_muse_and_eval_versus(real_run, tmp_path):
+    """The run wrote model.q8_0.gguf: ``muse --model`` answers with it, and ``muse eval
+    --versus`` runs the default and the trained model side by side."""
+    from click.testing import CliRunner
+
+    from openmuse.cli import evals as _e  # noqa: F401 - registers `muse eval`
+    from openmuse.cli.common import cli
+
+    gguf = real_run["out"] / "model.q8_0.gguf"
+    assert json.loads((real_run["out"] / "train.json").read_text())["gguf"] == str(gguf)
+    r = CliRunner().invoke(cli, ["ask", "What is 2 + 3?", "--model", str(gguf), "--max-tokens", "16", "--json"])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.output.strip().splitlines()[-1])
+    assert got["answer"].strip() and got["model"] == "model.q8_0"
+    out = tmp_path / "versus"
+    r = CliRunner().invoke(cli, ["eval", "arithmetic", "--limit", "2", "--mode", "thinking", "--budget", "16",
+                                 "--versus", str(gguf), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert sorted(d.name for d in out.iterdir() if d.is_dir()) == ["1-default", "2-model.q8_0"]
+    table = (out / "compare.md").read_text()
+    assert "| model |" in table and "model.q8_0" in table and "SmolLM2" in table
+    assert (out / "compare.png").is_file()
+    r = CliRunner().invoke(cli, ["train", "plot", str(real_run["out"]), "--out", str(tmp_path / "p.png")])
+    assert r.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 10_000
+    r = CliRunner().invoke(cli, ["train", "plot", str(tmp_path)])
+    assert "not a muse train record" in str(r.exception)
+
+
+def test_train_export_cli(real_run, tmp_path):
+    from click.testing import CliRunner
+
+    from openmuse.cli import train as _t  # noqa: F401 - registers `muse train`
+    from openmuse.cli.common import cli
+    from openmuse.engines import EngineSettings, create_engine
+
+    target = tmp_path / "ckpt1.f16.gguf"
+    r = CliRunner().invoke(cli, ["train", "export", str(real_run["out"] / "checkpoint-1"), "--ftype", "f16",
+                                 "--out", str(target)])
+    assert r.exit_code == 0, r.output
+    engine = create_engine(EngineSettings(model=str(target)))
+    try:
+        assert engine.model == "ckpt1.f16"
+    finally:
+        engine.close()
+    r = CliRunner().invoke(cli, ["train", "export", str(tmp_path / "nothing")])
+    assert "no trained model" in str(r.exception) and "\n" not in str(r.exception)
 
 
 def test_real_resume_continues_past_the_checkpoint(real_run):

@@ -63,6 +63,9 @@ def eval_group() -> None:
 @click.option("--grader-model", envvar="MUSE_GRADER_MODEL", default=None, help="Grader model.")
 @click.option("--grader-base-url", envvar="MUSE_GRADER_BASE_URL", default=None, help="Grader endpoint /v1 URL.")
 @click.option("--grader-api-key", envvar="MUSE_GRADER_API_KEY", default=None, help="Key for the grader endpoint.")
+@click.option("--versus", multiple=True, metavar="MODEL",
+              help="Also run TASK on this model (repeatable; e.g. a trained GGUF): each run goes to OUT/N-NAME and "
+                   "a side-by-side table and plot to OUT/compare.md, OUT/compare.png.")
 @safety_options
 @tool_options
 @click.option("--json", "as_json", envvar="MUSE_JSON", is_flag=True, help="Print the summary as JSON.")
@@ -70,8 +73,9 @@ def eval_group() -> None:
 def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, out_dir: str | None,
              data: str | None, task_seed: int, repeats: int, judge: str, grader_engine: str | None,
              grader_model: str | None, grader_base_url: str | None, grader_api_key: str | None,
-             as_json: bool, **kw) -> None:
-    """Run TASK on a mode and an engine; write items.jsonl, summary.json, summary.md, plot.png."""
+             versus: tuple[str, ...], as_json: bool, **kw) -> None:
+    """Run TASK on a mode and an engine; write items.jsonl, summary.json, summary.md, plot.png.
+    With --versus, the same on each further model, then the models side by side."""
     from click.core import ParameterSource
 
     from ..evals import TaskOptions, create_task
@@ -87,6 +91,8 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
     options = resolve_mode(mode, _mode_options(kw, mode)).options
     task.items()  # a missing or malformed data file fails here, before the model loads
     settings = _engine_settings(kw)
+    if versus:
+        return _versus(task, mode, options, settings, versus, limit, out_dir, safety, tools, as_json)
     engine = _load_engine(settings)
     grader = grader_info = None
     if grader_engine or grader_model or grader_base_url:
@@ -103,6 +109,38 @@ def eval_run(task_name: str, mode: str, show_thinking: bool, limit: int | None, 
     out.print((path / "summary.md").read_text(), markup=False)
     r = summary["run"]
     out.print(f"[dim]{r['items_run']} items run, {r['items_resumed']} already done · written to {path}[/]")
+
+
+def _versus(task, mode: str, options, settings, versus: tuple[str, ...], limit: int | None, out_dir: str | None,
+            safety, tools, as_json: bool) -> None:
+    """The task on ``settings.model`` (the default model when unset) and on each of ``versus``,
+    one after the other (one engine in memory at a time), then ``compare`` over the runs."""
+    from pathlib import Path
+
+    from ..evals.compare import compare
+    from ..evals.runner import default_out, run_eval
+
+    base = Path(out_dir) if out_dir else default_out(task.name, mode)
+    runs = []
+    for i, model in enumerate([settings.model, *versus], 1):
+        s = settings.model_copy(update={"model": model})
+        name = Path(model).name.removesuffix(".gguf") if model else "default"
+        if not as_json:
+            err.print(f"[bold]{i}. {model or 'the default model'}[/]", highlight=False)
+        engine = _load_engine(s)
+        try:
+            _, path = run_eval(task, mode, options, Assistant(engine, safety=safety, tools=tools),
+                               s.model_dump(exclude={"api_key"}), limit=limit, out_dir=base / f"{i}-{name}",
+                               console=None if as_json else err)
+        finally:
+            engine.close()
+        runs.append(str(path))
+    rows, table, plot = compare(runs, str(base / "compare.png"))
+    if as_json:
+        click.echo(json.dumps({"rows": rows, "plot": str(plot)}))
+        return
+    out.print(table, markup=False)
+    out.print(f"[dim]runs in {base} · table {plot.with_suffix('.md')} · plot {plot}[/]")
 
 
 @eval_group.command("compare")

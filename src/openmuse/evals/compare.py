@@ -56,13 +56,15 @@ def table(rows: list[dict[str, Any]]) -> str:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r["figures"] if k not in keys and not k.startswith("items_")]
-    head = ["task", "mode", "settings", "items", *keys, "prompt tok/item", "completion tok/item",
-            "reasoning tok/item", "wall s/item"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * 4 + "---:|" * (len(head) - 4)]
+    models = len({r["model"] for r in rows}) > 1  # a model column only where the models differ
+    head = ["task", "mode", *(["model"] if models else []), "settings", "items", *keys, "prompt tok/item",
+            "completion tok/item", "reasoning tok/item", "wall s/item"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * (4 + models) + "---:|" * (len(head) - 4 - models)]
     for r in rows:
         figs = [f"{r['figures'][k]:.3f}" if isinstance(r["figures"].get(k), float) else str(r["figures"].get(k, "—"))
                 for k in keys]
-        lines.append("| " + " | ".join([r["task"], r["mode"], r["settings"], str(r["items"]), *figs,
+        lines.append("| " + " | ".join([r["task"], r["mode"], *([r["model"]] if models else []), r["settings"],
+                                          str(r["items"]), *figs,
                                           f"{r['prompt_tokens']:.0f}", f"{r['completion_tokens']:.0f}",
                                           f"{r['reasoning_tokens']:.0f}", f"{r['wall_s']:.2f}"]) + " |")
     return "\n".join(lines) + "\n"
@@ -83,7 +85,10 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
         figs = [rs[0]["primary"], *rs[0]["secondary"]]
         for r in rs:
             label = r["mode"] if r["settings"] == "—" else f"{r['mode']} ({r['settings']})"
-            c = colours.get(r["mode"])
+            models = list(dict.fromkeys(x["model"] for x in rs))
+            if len(models) > 1:  # several models: a colour per model
+                label = f"{r['model']} · {label}"
+            c = f"C{models.index(r['model'])}" if len(models) > 1 else colours.get(r["mode"])
             for k, m in zip(figs, markers):
                 y = r["figures"].get(k)
                 if y is not None:

@@ -2,18 +2,24 @@
 
 ``train(config)`` fine-tunes a causal LM — any Hugging Face model folder, or by default the
 packaged SmolLM2-135M GGUF dequantised by ``gguf_io.load_hf`` — on problems with known answers
-generated in the project (``openmuse.problems`` plus ``sum3``, two-step sums, below). The prompt
-asks for brief reasoning that ends in ``Answer: X``; rewards and the length penalty are in
+generated in the project (``openmuse.problems`` plus ``sum3``, two-step sums, below). Each prompt
+is exactly what Thinking mode sends a plain instruct model (``prompts/thinking.yaml``, "prompted"):
+its system prompt, the question, and the assistant turn opened with the reasoning prefix ("The
+question asks"); the completion is the reasoning, ending in "Final answer: X". So what training
+shortens is what Thinking counts as reasoning tokens. Rewards and the length penalty are in
 ``rewards.py``. Train and evaluation problems come from different seeds.
 
 Covers: CPU (``use_cpu``, fp32) and CUDA (bf16 where supported) through the same call; LoRA when
 ``peft`` is installed (merged into ``model/`` at the end); a line per step (reward, completion length, accuracy, truncated share,
 seconds); checkpoints every ``save_steps`` (TRL's) and ``resume`` from the last one in
-``out_dir``; a greedy evaluation on the held-out seed before and after; ``out_dir/train.json``
-with the config, the environment and every step's metrics, rewritten after each step.
+``out_dir``; a greedy evaluation on the held-out seed before, every ``eval_steps`` and after;
+``out_dir/train.json`` with the config, the environment, every step's metrics and every
+evaluation, rewritten after each step; ``out_dir/train.png`` (``plot.py``).
 
 Not covered: multi-GPU, vLLM generation, a KL reference (``beta`` is 0, as in DAPO/Dr. GRPO:
-no reference model to hold in memory), exporting to GGUF (``gguf_io.export_gguf``).
+no reference model to hold in memory). A model trained from a GGUF is written back as one
+(``export``, default q8_0: ``out_dir/model.q8_0.gguf``, with the source's tokenizer and chat
+template; ``gguf_io.export_gguf``); a model from a Hugging Face folder is not.
 """
 
 from __future__ import annotations
@@ -28,14 +34,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from .. import prompts
 from ..errors import ConfigError
 from ..problems import FAMILIES, Problem, generate
 from ..records import environment, write_json
 from .rewards import final_answer, make_rewards
 
-# Kept here beside the reward that reads it: the reward looks for "Answer:" (rewards.py).
-SYSTEM_PROMPT = ("Think the problem through briefly, step by step. "
-                 "Then end with the final answer on its own line, written as: Answer: X")
 EXTRA_FAMILIES = ("sum3",)
 ALL_FAMILIES = (*FAMILIES, *EXTRA_FAMILIES)
 Progress = Callable[[str], None]
@@ -49,28 +53,32 @@ class CompressConfig(BaseModel):
     model: str | None = Field(default=None, description="A Hugging Face model folder (default: the packaged GGUF).")
     gguf: str | None = Field(default=None, description="A GGUF to dequantise instead of the packaged one.")
     out_dir: Path = Field(default=Path("runs/compress"), description="Checkpoints, final model and train.json.")
-    steps: int = Field(default=200, ge=1, description="Optimizer steps in all (a resumed run counts the old ones).")
-    batch: int = Field(default=8, ge=1, description="Completions per step (prompts × generations).")
-    num_generations: int = Field(default=8, ge=2, description="Completions sampled per prompt (the GRPO group).")
+    steps: int = Field(default=110, ge=1, description="Optimizer steps in all (a resumed run counts the old ones).")
+    batch: int = Field(default=16, ge=1, description="Completions per step (prompts × generations).")
+    num_generations: int = Field(default=4, ge=2, description="Completions sampled per prompt (the GRPO group).")
     max_completion_length: int = Field(default=64, ge=4, description="Most tokens per completion (L_max).")
-    learning_rate: float = Field(default=2e-6, gt=0, le=1e-2)
+    learning_rate: float = Field(default=1e-5, gt=0, le=1e-2)
     penalty: Literal["arora", "overlong", "none"] = "arora"
-    alpha: float = Field(default=0.2, ge=0, le=1, description="Arora & Zanette's α.")
+    alpha: float = Field(default=0.3, ge=0, le=1, description="Arora & Zanette's α.")
+    format_bonus: float = Field(default=0.0, ge=0, le=1, description="Reward for a finished completion that states an answer, right or wrong.")
     overlong_cache: int = Field(default=16, ge=0, description="L_cache of the soft overlong penalty, in tokens.")
-    temperature: float = Field(default=1.0, gt=0, le=2)
+    temperature: float = Field(default=0.8, gt=0, le=2)
     families: tuple[str, ...] = ALL_FAMILIES
     train_items: int = Field(default=2000, ge=1)
     train_seed: int = 0
     eval_seed: int = 1
-    eval_items: int = Field(default=64, ge=0, description="Held-out problems evaluated before and after (0: none).")
+    eval_items: int = Field(default=48, ge=0, description="Held-out problems evaluated before and after (0: none).")
+    eval_steps: int = Field(default=20, ge=0, description="Evaluate the held-out problems every this many steps (0: only before and after).")
     seed: int = Field(default=0, description="Seed of torch and sampling.")
-    save_steps: int = Field(default=25, ge=1)
+    save_steps: int = Field(default=20, ge=1)
     save_total_limit: int = Field(default=2, ge=1)
     resume: bool = False
     device: Literal["auto", "cpu", "cuda"] = "auto"
     lora: bool = False
     lora_rank: int = Field(default=16, ge=1)
     gradient_checkpointing: bool = Field(default=False, description="Recompute activations (less memory, slower).")
+    export: Literal["q8_0", "f16", "f32", "none"] = Field(
+        default="q8_0", description="Write the trained model as a GGUF of this type (a GGUF-sourced model only).")
 
     @model_validator(mode="after")
     def _check(self) -> CompressConfig:
@@ -108,15 +116,19 @@ def problems(n: int, seed: int, families: tuple[str, ...] = ALL_FAMILIES) -> lis
     return out
 
 
-def messages(question: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": question}]
+def thinking_prompt(tok: Any, question: str) -> str:
+    """The text Thinking mode sends a plain instruct model for ``question``: the chat template
+    with its system prompt, and the assistant turn opened with the reasoning prefix."""
+    p = prompts.load("thinking")["prompted"]
+    msgs = [{"role": "system", "content": p["system"]}, {"role": "user", "content": question}]
+    return tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False) + p["reasoning_prefix"]
 
 
-def dataset(items: list[Problem]):
+def dataset(items: list[Problem], tok: Any):
     from datasets import Dataset
 
-    return Dataset.from_list([{"prompt": messages(p.question), "question": p.question, "answer": p.answer,
-                               "kind": p.kind, "family": p.family} for p in items])
+    return Dataset.from_list([{"prompt": thinking_prompt(tok, p.question), "question": p.question,
+                               "answer": p.answer, "kind": p.kind, "family": p.family} for p in items])
 
 
 # --- model -----------------------------------------------------------------------------------
@@ -153,32 +165,34 @@ def _device(config: CompressConfig) -> tuple[bool, bool]:
 
 
 def evaluate(model: Any, tok: Any, items: list[Problem], max_new_tokens: int, batch: int = 16) -> dict[str, Any]:
-    """Greedy answers to ``items``: accuracy (the reward's answer rule) and completion tokens."""
+    """Greedy answers to ``items`` in the training format: accuracy (the reward's answer rule,
+    so an unfinished completion or one with no answer marker is wrong), completion tokens, and
+    the share cut at ``max_new_tokens``."""
     import torch
 
     if not items:
         return {"items": 0}
     model.eval()
     side, tok.padding_side = tok.padding_side, "left"
-    right, lens, t0 = 0, [], time.perf_counter()
+    right, cut, lens, t0 = 0, 0, [], time.perf_counter()
     eos = tok.eos_token_id
     try:
         for i in range(0, len(items), batch):
             chunk = items[i:i + batch]
-            texts = [tok.apply_chat_template(messages(p.question), add_generation_prompt=True, tokenize=False)
-                     for p in chunk]
+            texts = [thinking_prompt(tok, p.question) for p in chunk]
             enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
             with torch.no_grad():
                 out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tok.pad_token_id)
             for p, ids in zip(chunk, out[:, enc["input_ids"].shape[1]:].tolist()):
-                n = next((k + 1 for k, t in enumerate(ids) if t == eos), len(ids))
-                lens.append(n)
+                n = next((k + 1 for k, t in enumerate(ids) if t == eos), None)
+                cut += n is None
+                lens.append(n or len(ids))
                 got = final_answer(tok.decode(ids[:n], skip_special_tokens=True), p.question, p.kind)
-                right += got == p.answer
+                right += n is not None and got == p.answer
     finally:
         tok.padding_side = side
-    return {"items": len(items), "accuracy": right / len(items), "mean_tokens": statistics.fmean(lens),
-            "wall_s": round(time.perf_counter() - t0, 2)}
+    return {"items": len(items), "accuracy": right / len(items), "mean_tokens": round(statistics.fmean(lens), 2),
+            "truncated": cut / len(items), "wall_s": round(time.perf_counter() - t0, 2)}
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -194,9 +208,13 @@ def _versions() -> dict[str, str]:
             "torch_threads": torch.get_num_threads()}
 
 
-def _callback(record: dict[str, Any], path: Path, total: int, progress: Progress | None):
-    """A TrainerCallback that keeps each step's metrics in ``record`` (written to ``path``)."""
+def _callback(record: dict[str, Any], path: Path, config: CompressConfig, progress: Progress | None,
+              held_out: list[Problem], tok: Any):
+    """A TrainerCallback that keeps each step's metrics in ``record`` (written to ``path``) and
+    evaluates ``held_out`` every ``config.eval_steps`` steps."""
     from transformers import TrainerCallback
+
+    total = config.steps
 
     class StepLog(TrainerCallback):
         def __init__(self) -> None:
@@ -217,6 +235,18 @@ def _callback(record: dict[str, Any], path: Path, total: int, progress: Progress
                          f"length {logs.get('completions/mean_length', 0):.1f} · "
                          f"accuracy {logs.get('accuracy', float('nan')):.3f} · "
                          f"truncated {logs.get('truncated', float('nan')):.2f} · {row['seconds']:.1f} s")
+
+        def on_step_end(self, args, state, control, model=None, **kw):
+            n, every = state.global_step, config.eval_steps
+            if not held_out or not every or n % every or n >= total or model is None:
+                return
+            row = {"step": n, **evaluate(model, tok, held_out, config.max_completion_length)}
+            model.train()
+            record["eval"].setdefault("during", []).append(row)
+            write_json(path, record)
+            if progress:
+                progress(f"held-out at step {n}: accuracy {row['accuracy']:.3f} · "
+                         f"length {row['mean_tokens']:.1f} · truncated {row['truncated']:.2f}")
 
     return StepLog()
 
@@ -266,7 +296,8 @@ def _record(config: CompressConfig, use_cpu: bool, bf16: bool, ckpt: str | None)
         old = json.loads(path.read_text("utf-8"))
         done = int(Path(ckpt).name.split("-")[-1])
         record["steps"] = [s for s in old.get("steps", []) if s["step"] <= done]
-        record["eval"] = old.get("eval", {})
+        record["eval"] = {k: v for k, v in old.get("eval", {}).items() if k == "before"}
+        record["eval"]["during"] = [e for e in old.get("eval", {}).get("during", []) if e["step"] <= done]
     return record
 
 
@@ -279,7 +310,7 @@ def train(config: CompressConfig, progress: Progress | None = None, loaded: tupl
     from trl import GRPOTrainer
 
     hf_logging.disable_progress_bar()  # our line per step replaces tqdm bars and printed dicts
-    say = progress or (lambda _m: None)
+    say, started = progress or (lambda _m: None), time.perf_counter()
     use_cpu, bf16 = _device(config)
     ckpt = _checkpoint(config)
     if config.resume and not ckpt:
@@ -299,9 +330,9 @@ def train(config: CompressConfig, progress: Progress | None = None, loaded: tupl
     trainer = GRPOTrainer(
         model=model, args=_grpo_args(config, use_cpu, bf16), processing_class=tok,
         reward_funcs=make_rewards(config.penalty, config.alpha, config.max_completion_length,
-                                  config.overlong_cache, eos),
-        train_dataset=dataset(problems(config.train_items, config.train_seed, config.families)),
-        peft_config=_peft_config(config), callbacks=[_callback(record, path, config.steps, progress)],
+                                  config.overlong_cache, eos, config.format_bonus),
+        train_dataset=dataset(problems(config.train_items, config.train_seed, config.families), tok),
+        peft_config=_peft_config(config), callbacks=[_callback(record, path, config, progress, held_out, tok)],
     )
     trainer.remove_callback(PrinterCallback)
     say(f"training {config.steps} steps on {'cpu' if use_cpu else 'cuda'}" + (f", resuming from {ckpt}" if ckpt else ""))
@@ -320,5 +351,16 @@ def train(config: CompressConfig, progress: Progress | None = None, loaded: tupl
         record["eval"]["after"] = evaluate(trained, tok, held_out, config.max_completion_length)
         say(f"after: {record['eval']['after']}")
     record["model"] = str(final)
+    if config.export != "none" and not config.model:
+        from .gguf_io import export_gguf
+
+        say(f"writing the {config.export} GGUF…")
+        gguf_path = export_gguf(trained, config.out_dir / f"model.{config.export}.gguf",
+                                like=Path(config.gguf) if config.gguf else None, ftype=config.export)
+        record["gguf"] = str(gguf_path)
+    record["wall_s"] = round(time.perf_counter() - started, 1)  # loading, evaluations and export included
     write_json(path, record)
+    from .plot import plot
+
+    plot(record, config.out_dir / "train.png")
     return final

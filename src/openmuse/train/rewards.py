@@ -6,10 +6,13 @@ list[float]``; the dataset's columns (``answer``, ``kind``, ``question``) and TR
 
 The recipe (what a completion earns):
 
-- *Answer*. The prompt asks the model to reason briefly and end with ``Answer: X``. The answer is
-  what follows the last ``Answer:`` marker (or "answer is", as ``openmuse.answers`` reads it), brought to one form by the
-  project's extraction (``openmuse.answers.extract``); it is right when it equals the known answer.
-  A completion with no marker has no answer (the reasoning may mention many numbers).
+- *Answer*. The answer is what follows the last ``Answer:`` / "answer is" marker or, with no
+  marker, what the last line states (as Thinking mode takes an answer from its reasoning), brought
+  to one form by the project's extraction (``openmuse.answers.extract``); it is right when it
+  equals the known answer. Only the last line counts, so listing candidates earns nothing. (A
+  first recipe that required the marker left the untrained model right 2% of the time; with a
+  format bonus to teach the marker it learnt "the answer is X" with no reasoning at all, and
+  Thinking accuracy fell from 0.48 to 0.28 on the tuning seed.)
 - *Truncated*. A completion that reached the length cap without its end-of-sequence token is
   truncated: it earns 0 for its answer whatever it says (it never finished), and it takes the
   truncation/overlong penalty of -1 (under every penalty but ``none``), so a group in which no
@@ -20,6 +23,9 @@ The recipe (what a completion earns):
   have ``z = 0`` (σ = 0.5). Wrong completions earn 0 whatever their length.
 - *Soft overlong* (``penalty="overlong"``, DAPO/TRL): the answer reward plus 0 up to
   ``L_max − L_cache`` tokens, falling linearly to −1 at ``L_max``.
+- *Format* (``format_bonus`` > 0, off by default): a finished completion from which an answer
+  can be read earns the bonus, right or wrong (DeepSeek-R1's format reward). Off, because on the
+  135M model it pays for stating any answer at once (see *Answer*).
 
 Length is counted in tokens (``completion_ids``); without them, in whitespace-separated words.
 """
@@ -49,10 +55,12 @@ def completion_text(completion: Any) -> str:
 
 
 def final_answer(text: str, question: str = "", kind: str | None = None) -> str | None:
-    """The normalised answer after the last ``Answer:`` marker, or None when there is none."""
+    """The normalised answer after the last ``Answer:`` marker, else in the last line; None
+    when there is none."""
     marks = list(_MARKER.finditer(text))
     if not marks:
-        return None
+        lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+        return extract(lines[-1], question, kind) if lines else None
     tail = text[marks[-1].start():]  # keep the marker: extract() reads "Answer: X" itself
     return extract(tail, question, kind)
 
@@ -131,13 +139,22 @@ def soft_overlong(lens: Sequence[int], max_len: int, cache: int) -> list[float]:
     return out
 
 
+def stated(completions: Sequence[Any], question: Sequence[str] | None = None, kind: Sequence[str] | None = None,
+           cut: Sequence[bool] | None = None) -> list[bool]:
+    """Which completions finished and state an answer that can be read (right or wrong)."""
+    return [not (cut is not None and cut[i]) and
+            final_answer(completion_text(c), question[i] if question else "", kind[i] if kind else None) is not None
+            for i, c in enumerate(completions)]
+
+
 def make_rewards(penalty: str = "arora", alpha: float = 0.2, max_len: int | None = None, cache: int = 16,
-                 eos_ids: Sequence[int] = ()) -> list[RewardFn]:
+                 eos_ids: Sequence[int] = (), format_bonus: float = 0.0) -> list[RewardFn]:
     """The reward functions for a penalty, in TRL's form (TRL sums them):
 
     - ``arora``: ``[answer_arora, truncation]`` (−1 for a truncated completion, else 0);
     - ``overlong``: ``[answer, overlong]`` (the soft overlong penalty over ``cache`` tokens);
-    - ``none``: ``[answer]``.
+    - ``none``: ``[answer]``;
+    - and, when ``format_bonus`` > 0, ``answer_format`` last (the bonus where ``stated``).
 
     Each also logs ``accuracy`` (right and finished) and ``truncated`` (share cut at the cap)
     through TRL's ``log_metric`` when it is given.
@@ -170,8 +187,9 @@ def make_rewards(penalty: str = "arora", alpha: float = 0.2, max_len: int | None
         lens = lengths(completions, kwargs.get("completion_ids"))
         return soft_overlong(lens, max_len, cache) if max_len else [0.0] * len(lens)
 
-    if penalty == "arora":
-        return [answer_arora, truncation]
-    if penalty == "overlong":
-        return [answer, overlong]
-    return [answer]
+    def answer_format(prompts, completions, **kwargs) -> list[float]:
+        cut = truncated(kwargs.get("completion_ids"), max_len, eos_ids, [completion_text(c) for c in completions])
+        return [format_bonus if s else 0.0 for s in stated(completions, kwargs.get("question"), kwargs.get("kind"), cut)]
+
+    funcs: list[RewardFn] = {"arora": [answer_arora, truncation], "overlong": [answer, overlong]}.get(penalty, [answer])
+    return [*funcs, answer_format] if format_bonus > 0 else funcs
