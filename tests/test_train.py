@@ -191,13 +191,10 @@ def test_training_prompt_is_what_thinking_mode_sends(real_run):
     from openmuse.types import ChatRequest, Message
 
     p = prompts.load("thinking")["prompted"]
-    engine = create_engine(EngineSettings())
-    try:
-        msgs = [*with_system([Message(role="user", content=Q)], p["system"]),
-                Message(role="assistant", content=p["reasoning_prefix"])]
-        sent = engine.render(ChatRequest(messages=msgs))
-    finally:
-        engine.close()
+    engine = create_engine(EngineSettings())  # the shared one: other tests use it, so it stays open
+    msgs = [*with_system([Message(role="user", content=Q)], p["system"]),
+            Message(role="assistant", content=p["reasoning_prefix"])]
+    sent = engine.render(ChatRequest(messages=msgs))
     _, tok = real_run["loaded"]
     assert thinking_prompt(tok, Q) == sent
     assert sent.endswith("<|im_start|>assistant\nThe question asks")
@@ -225,6 +222,25 @@ def test_exported_gguf_answers_through_muse_and_eval_versus(real_run, tmp_path):
     table = (out / "compare.md").read_text()
     assert "| model |" in table and "model.q8_0" in table and "SmolLM2" in table
     assert (out / "compare.png").is_file()
+    # the GGUF is marked: Thinking reads the answer from the reasoning when the model ends its turn
+    from openmuse.assistant import Assistant
+    from openmuse.engines import EngineSettings, create_engine
+    from openmuse.types import Message
+
+    trained = create_engine(EngineSettings(model=str(gguf)), shared=False)
+    try:
+        assert trained.capabilities.answers_in_reasoning
+        assert not create_engine(EngineSettings()).capabilities.answers_in_reasoning
+        ask = Assistant(trained)
+        results = [ask.answer([Message(role="user", content=q)], "thinking", {"budget": 200})
+                   for q in ("What is 2 + 3?", "What is the capital of France?", "Which is larger, 12 or 21?")]
+    finally:
+        trained.close()
+    own = [x for x in results if not x.trace.budget_exhausted]
+    assert own, "every reasoning ran to the budget"
+    for x in own:  # no answer phase: the answer comes from the reasoning, every token counted as reasoning
+        assert x.trace.answer_from_reasoning and x.answer.strip()
+        assert x.usage.reasoning_tokens == x.usage.completion_tokens == x.trace.reasoning_tokens
     r = CliRunner().invoke(cli, ["train", "plot", str(real_run["out"]), "--out", str(tmp_path / "p.png")])
     assert r.exit_code == 0 and (tmp_path / "p.png").stat().st_size > 10_000
     r = CliRunner().invoke(cli, ["train", "plot", str(tmp_path)])
@@ -242,7 +258,7 @@ def test_train_export_cli(real_run, tmp_path):
     r = CliRunner().invoke(cli, ["train", "export", str(real_run["out"] / "checkpoint-1"), "--ftype", "f16",
                                  "--out", str(target)])
     assert r.exit_code == 0, r.output
-    engine = create_engine(EngineSettings(model=str(target)))
+    engine = create_engine(EngineSettings(model=str(target)), shared=False)
     try:
         assert engine.model == "ckpt1.f16"
     finally:

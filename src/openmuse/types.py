@@ -193,6 +193,9 @@ class Capabilities(BaseModel):
     assistant_prefill: bool = False
     # The model reasons natively inside <think>...</think> or reasoning_content.
     native_reasoning: bool = False
+    # The model was trained to end its reasoning with its answer (``muse train compress`` marks the
+    # GGUF it writes): Thinking reads the answer there instead of forcing a separate answer phase.
+    answers_in_reasoning: bool = False
     # Tools and response_format are held by a grammar in the engine (llama.cpp GBNF); other
     # engines pass them on to the server.
     grammar: bool = False

@@ -127,14 +127,18 @@ def _model_dir(run: str) -> Path:
               help="The GGUF the model came from, for its tokenizer and chat template (default: the packaged one).")
 @handle_errors
 def export(run: str, out_path: str | None, ftype: str, like: str | None) -> None:
-    """Write a trained model (a run folder, a checkpoint-N folder or a model folder) as a GGUF."""
+    """Write a trained model (a run folder, a checkpoint-N folder or a model folder) as a GGUF.
+    A model from a compress run (train.json beside it) is marked as answering inside its
+    reasoning, which Thinking mode reads."""
     src = _model_dir(run)
     target = Path(out_path) if out_path else Path(run) / f"model.{ftype}.gguf"
     if target.suffix != ".gguf":
         raise ConfigError(f"--out must name a .gguf file, not {target.name}")
+    from ..train.compress import MARKS
     from ..train.gguf_io import export_gguf
 
-    path = export_gguf(src, target, like=Path(like) if like else None, ftype=ftype)
+    trained = any((d / "train.json").is_file() for d in (src, src.parent))  # a compress run's model or checkpoint
+    path = export_gguf(src, target, like=Path(like) if like else None, ftype=ftype, marks=MARKS if trained else None)
     out.print(f"GGUF: {path}  (muse --model {path} …)")
 
 

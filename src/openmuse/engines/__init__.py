@@ -9,8 +9,9 @@ from .base import Engine, EngineSettings
 __all__ = ["Engine", "EngineSettings", "create_engine"]
 
 
-def create_engine(settings: EngineSettings) -> Engine:
-    """The engine these settings name; local engines are shared within the process."""
+def create_engine(settings: EngineSettings, *, shared: bool = True) -> Engine:
+    """The engine these settings name; local engines are shared within the process, unless
+    ``shared`` is False: then a private one, which its caller may ``close``."""
     cls = registry.load("engine", settings.engine)
-    shared = getattr(cls, "shared", None)
-    return shared(settings) if shared else cls(settings)
+    make = getattr(cls, "shared", None) if shared else None
+    return make(settings) if make else cls(settings)

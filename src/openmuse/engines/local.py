@@ -65,6 +65,8 @@ from .scheduler import Finished, Item, Scheduler
 from .sequence import Seq, check_fits, token_logprob
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# GGUF metadata key `muse train compress` writes (Capabilities.answers_in_reasoning).
+ANSWERS_IN_REASONING_KEY = "openmuse.thinking.answers_in_reasoning"
 _RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed
 STATS = ("batches", "sequences", "prompt_tokens_prefilled", "tokens_decoded", "decode_steps",
          "max_batch_sequences", "merged_steps", "cancelled_sequences", "queue_timeouts", "failed_calls")
@@ -135,6 +137,8 @@ class LocalEngine(Engine):
         )
         self._specials = chat_tokens.Specials(llama_cpp, self._vocab, self.n_vocab, self._special_text)
         self._model_name = Path(self.path).name.removesuffix(".gguf")
+        # written by `muse train compress` (train/gguf_io.py): the model ends its reasoning with its answer
+        self._answers_in_reasoning = str(meta.get(ANSWERS_IN_REASONING_KEY, "")).lower() in ("true", "1")
         self._native = OPEN in self._template or settings.reasoning == "native"
         if settings.reasoning == "prompted":
             self._native = False
@@ -193,6 +197,7 @@ class LocalEngine(Engine):
             parallel_sequences=self.settings.n_seq_max,
             assistant_prefill=True,
             native_reasoning=self._native,
+            answers_in_reasoning=self._answers_in_reasoning,
             grammar=True,
         )
 

@@ -41,6 +41,9 @@ from ..records import environment, write_json
 from .rewards import final_answer, make_rewards
 
 EXTRA_FAMILIES = ("sum3",)
+# The exported GGUF says the model ends its reasoning with its answer (the reward reads it there):
+# Thinking mode then takes the answer from the reasoning instead of forcing an answer phase.
+MARKS = {"openmuse.thinking.answers_in_reasoning": True}
 ALL_FAMILIES = (*FAMILIES, *EXTRA_FAMILIES)
 Progress = Callable[[str], None]
 
@@ -356,7 +359,7 @@ def train(config: CompressConfig, progress: Progress | None = None, loaded: tupl
 
         say(f"writing the {config.export} GGUF…")
         gguf_path = export_gguf(trained, config.out_dir / f"model.{config.export}.gguf",
-                                like=Path(config.gguf) if config.gguf else None, ftype=config.export)
+                                like=Path(config.gguf) if config.gguf else None, ftype=config.export, marks=MARKS)
         record["gguf"] = str(gguf_path)
     record["wall_s"] = round(time.perf_counter() - started, 1)  # loading, evaluations and export included
     write_json(path, record)

@@ -193,12 +193,15 @@ def export_gguf(
     *,
     like: Path | None = None,
     ftype: str = "q8_0",
+    marks: dict[str, bool] | None = None,
 ) -> Path:
     """Write the model as a GGUF with the metadata (tokenizer, chat template...) of ``like``.
 
     ``model_or_dir``: an HF LLaMA model or a folder saved with ``save_pretrained``. Matrices are
     stored as ``ftype`` (q8_0 falls back to f16 for a row length not a multiple of 32); norms stay
-    f32. The file is written next to ``out_path`` and renamed into place.
+    f32. ``marks``: boolean metadata to add (or replace), e.g. the key that tells Thinking mode
+    the model answers inside its reasoning (``engines.local.ANSWERS_IN_REASONING_KEY``). The file
+    is written next to ``out_path`` and renamed into place.
     """
     import gguf
 
@@ -229,8 +232,10 @@ def export_gguf(
     writer = gguf.GGUFWriter(tmp, arch)
     try:
         for key, (value, vtype, sub) in fields.items():
-            if key not in _SKIP_KEYS:
+            if key not in _SKIP_KEYS and key not in (marks or {}):
                 writer.add_key_value(key, value, vtype, sub)
+        for key, flag in (marks or {}).items():
+            writer.add_bool(key, flag)
         writer.add_file_type(int(file_type))
         if ftype == "q8_0":
             writer.add_quantization_version(gguf.GGML_QUANT_VERSION)

@@ -55,8 +55,9 @@ def plot(record: dict[str, Any], path: Path) -> Path:
     if ev:
         xs, ys = [e["mean_tokens"] for e in ev], [e["accuracy"] for e in ev]
         left.plot(xs, ys, "-o", color="tab:green")
-        for e, x, y in zip(ev, xs, ys):
-            left.annotate(str(e["step"]), (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        for i, (e, x, y) in enumerate(zip(ev, xs, ys)):  # labels alternate sides: late points crowd
+            left.annotate(str(e["step"]), (x, y), textcoords="offset points", fontsize=8,
+                          xytext=(5, 3) if i % 2 else (-14, -10))
         args = record.get("args", {})
         left.set_title(f"held-out (seed {args.get('eval_seed')}, {ev[0]['items']} items, greedy); label: step")
     left.set_xlabel("mean completion tokens (reasoning + answer)")
