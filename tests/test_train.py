@@ -234,6 +234,19 @@ def test_exported_gguf_answers_through_muse_and_eval_versus(real_run, tmp_path):
         ask = Assistant(trained)
         results = [ask.answer([Message(role="user", content=q)], "thinking", {"budget": 200})
                    for q in ("What is 2 + 3?", "What is the capital of France?", "Which is larger, 12 or 21?")]
+        # and `muse serve --model` answers with it (the app the command starts, over this engine)
+        from fastapi.testclient import TestClient
+
+        from openmuse.server.app import ServerConfig, create_app
+
+        config = ServerConfig(engine=EngineSettings(model=str(gguf)), database_url=f"sqlite:///{tmp_path}/s.db")
+        with TestClient(create_app(config, engine=trained), base_url="http://127.0.0.1") as client:
+            resp = client.post("/v1/chat/completions", json={
+                "model": "muse-thinking", "messages": [{"role": "user", "content": "What is 4 + 4?"}]})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["choices"][0]["message"]["content"].strip()
+        assert body["usage"]["completion_tokens_details"]["reasoning_tokens"] > 0
     finally:
         trained.close()
     own = [x for x in results if not x.trace.budget_exhausted]

@@ -17,8 +17,9 @@ A model trained by ``muse train compress`` ends its reasoning with its answer (t
 it there), and its GGUF says so (``Capabilities.answers_in_reasoning``). For it, phase 1 runs
 without the reasoning stops, and when the model closes its turn within the budget the answer is
 read from what it wrote: after "Final answer:" if it wrote one, else its concluding line
-(``conclusion``). Forcing a separate answer phase on it cost 21 points on held-out problems
-(README, Thought compression). When the budget runs out, phase 2 runs as for any model.
+(``conclusion``). Forcing a separate answer phase on it cost 20 points on held-out problems
+(README, Thought compression). When the budget runs out, phase 2 runs as for any model. Only
+the local engine reads the flag: the same model behind an HTTP engine gets the answer phase.
 
 Prompts live in ``prompts/thinking.yaml``.
 """
@@ -66,7 +67,8 @@ class ThinkingMode(Mode):
         else:
             r_msgs = base
         # see the module's docstring; a shaped answer (tools, JSON, logprobs) keeps the answer phase
-        own = (caps.answers_in_reasoning and caps.assistant_prefill and self.output.format == "text"
+        own = (caps.answers_in_reasoning and caps.assistant_prefill and not caps.native_reasoning
+               and self.output.format == "text"
                and not self.output.tools and not self.answer_fields.get("logprobs"))
         stops = () if own else tuple(p["reasoning_stop"])
         r_req = self.request(r_msgs, max_tokens=budget, stop=stops, **self.context_fields())
