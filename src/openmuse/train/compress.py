@@ -168,9 +168,9 @@ def _device(config: CompressConfig) -> tuple[bool, bool]:
 
 
 def evaluate(model: Any, tok: Any, items: list[Problem], max_new_tokens: int, batch: int = 16) -> dict[str, Any]:
-    """Greedy answers to ``items`` in the training format: accuracy (the reward's answer rule,
-    so an unfinished completion or one with no answer marker is wrong), completion tokens, and
-    the share cut at ``max_new_tokens``."""
+    """Greedy answers to ``items`` in the training format: accuracy (the reward's answer rule:
+    an unfinished completion is wrong), mean completion tokens, and the share cut at
+    ``max_new_tokens``."""
     import torch
 
     if not items:
