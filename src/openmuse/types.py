@@ -182,6 +182,11 @@ class Delta(BaseModel):
     index: int = 0
 
 
+# GGUF metadata key that `muse train compress` writes and the local engine reads into
+# ``Capabilities.answers_in_reasoning``.
+ANSWERS_IN_REASONING_KEY = "openmuse.thinking.answers_in_reasoning"
+
+
 class Capabilities(BaseModel):
     model_config = ConfigDict(frozen=True)
 

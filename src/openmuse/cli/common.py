@@ -259,9 +259,9 @@ def _mode_options(kw: dict, mode: str) -> dict:
     return options_for(kw, mode, click.get_current_context(silent=True))
 
 
-def _load_engine(settings: EngineSettings):
+def _load_engine(settings: EngineSettings, *, shared: bool = True):
     with err.status(f"Loading {settings.engine} engine…", spinner="dots"):
-        return create_engine(settings)
+        return create_engine(settings, shared=shared)
 
 
 def handle_errors(f: Callable) -> Callable:

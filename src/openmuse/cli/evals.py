@@ -117,7 +117,6 @@ def _versus(task, mode: str, options, settings, versus: tuple[str, ...], limit: 
     one after the other (one engine in memory at a time), then ``compare`` over the runs."""
     from pathlib import Path
 
-    from ..engines import create_engine
     from ..evals.compare import compare
     from ..evals.runner import default_out, run_eval
 
@@ -128,8 +127,7 @@ def _versus(task, mode: str, options, settings, versus: tuple[str, ...], limit: 
         name = Path(model).name.removesuffix(".gguf") if model else "default"
         if not as_json:
             err.print(f"[bold]{i}. {model or 'the default model'}[/]", highlight=False)
-        with err.status(f"Loading {s.engine} engine…", spinner="dots"):
-            engine = create_engine(s, shared=False)  # a private one: closed before the next loads
+        engine = _load_engine(s, shared=False)  # a private one: closed before the next loads
         try:
             _, path = run_eval(task, mode, options, Assistant(engine, safety=safety, tools=tools),
                                s.model_dump(exclude={"api_key"}), limit=limit, out_dir=base / f"{i}-{name}",

@@ -103,8 +103,8 @@ def compress(**kw) -> None:
 
     path = train(config, progress=lambda m: err.print(f"[dim]{m}[/]", highlight=False, soft_wrap=True))
     out.print(f"trained model: {path}")
-    gguf = next(iter(sorted(config.out_dir.glob("model.*.gguf"))), None) if config.export != "none" else None
-    if gguf:
+    gguf = config.out_dir / f"model.{config.export}.gguf"  # as train() names it
+    if config.export != "none" and not config.model:
         out.print(f"GGUF: {gguf}  (muse --model {gguf} …)")
     out.print(f"[dim]record: {config.out_dir / 'train.json'} · plot: {config.out_dir / 'train.png'}[/]")
 

@@ -56,7 +56,7 @@ from ..errors import ConfigError, ModelNotFound
 from ..functions import grammar as fn_grammar
 from ..functions import prompt as fn_prompt
 from ..functions.spec import Output
-from ..types import Capabilities, ChatRequest, Completion, Delta
+from ..types import ANSWERS_IN_REASONING_KEY, Capabilities, ChatRequest, Completion, Delta
 from . import chat_tokens, cpu
 from .base import Engine, EngineSettings, OnDelta
 from .control import RequestControl
@@ -65,8 +65,6 @@ from .scheduler import Finished, Item, Scheduler
 from .sequence import Seq, check_fits, token_logprob
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# GGUF metadata key `muse train compress` writes (Capabilities.answers_in_reasoning).
-ANSWERS_IN_REASONING_KEY = "openmuse.thinking.answers_in_reasoning"
 _RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed
 STATS = ("batches", "sequences", "prompt_tokens_prefilled", "tokens_decoded", "decode_steps",
          "max_batch_sequences", "merged_steps", "cancelled_sequences", "queue_timeouts", "failed_calls")

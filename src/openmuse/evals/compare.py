@@ -83,9 +83,9 @@ def plot(rows: list[dict[str, Any]], path: Path) -> Path:
     for ax, t in zip(axes[0], tasks):
         rs = [r for r in rows if r["task"] == t]
         figs = [rs[0]["primary"], *rs[0]["secondary"]]
+        models = list(dict.fromkeys(x["model"] for x in rs))
         for r in rs:
             label = r["mode"] if r["settings"] == "—" else f"{r['mode']} ({r['settings']})"
-            models = list(dict.fromkeys(x["model"] for x in rs))
             if len(models) > 1:  # several models: a colour per model
                 label = f"{r['model']} · {label}"
             c = f"C{models.index(r['model'])}" if len(models) > 1 else colours.get(r["mode"])

@@ -38,12 +38,13 @@ from .. import prompts
 from ..errors import ConfigError
 from ..problems import FAMILIES, Problem, generate
 from ..records import environment, write_json
+from ..types import ANSWERS_IN_REASONING_KEY
 from .rewards import final_answer, make_rewards
 
 EXTRA_FAMILIES = ("sum3",)
 # The exported GGUF says the model ends its reasoning with its answer (the reward reads it there):
 # Thinking mode then takes the answer from the reasoning instead of forcing an answer phase.
-MARKS = {"openmuse.thinking.answers_in_reasoning": True}
+MARKS = {ANSWERS_IN_REASONING_KEY: True}
 ALL_FAMILIES = (*FAMILIES, *EXTRA_FAMILIES)
 Progress = Callable[[str], None]
 

@@ -200,7 +200,7 @@ def export_gguf(
     ``model_or_dir``: an HF LLaMA model or a folder saved with ``save_pretrained``. Matrices are
     stored as ``ftype`` (q8_0 falls back to f16 for a row length not a multiple of 32); norms stay
     f32. ``marks``: boolean metadata to add (or replace), e.g. the key that tells Thinking mode
-    the model answers inside its reasoning (``engines.local.ANSWERS_IN_REASONING_KEY``). The file
+    the model answers inside its reasoning (``types.ANSWERS_IN_REASONING_KEY``). The file
     is written next to ``out_path`` and renamed into place.
     """
     import gguf
