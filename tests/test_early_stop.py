@@ -12,6 +12,7 @@ import random
 import pytest
 
 from openmuse.bench.early_stop import (
+    evaluate,
     heads,
     overturn_probability,
     plan,
@@ -21,6 +22,7 @@ from openmuse.bench.early_stop import (
     simulate,
     summarize,
 )
+from openmuse.bench.early_stop_rules import launch_orders, tune_proposed
 from openmuse.modes.contemplating.vote import SETTLE_AGREE, SETTLE_CONFIDENCE, SETTLE_WEIGHT, settled, vote
 
 
@@ -112,6 +114,38 @@ def test_simulation_takes_the_first_waves_and_counts_what_changed():
     m = summarize(new)
     assert m["changed"] == 0 and m["delta"] == 0 and m["stopped_early"] == 2
     assert m["token_saving"] == pytest.approx(1 - (3 + 7) / 16)
+
+
+def test_launch_order_decides_which_agents_a_settled_item_pays_for():
+    # agents 1, 5 and 6 agree (cheap); 2, 3 and 4 hesitate between answers (dear)
+    answers = ["7", "9", "8", "6", "7", "7", "7", "7"]
+    row = {"family": "sum", "target": "7", "agents": [
+        {"answer": a, "confidence": 0.7, "prompt_tokens": 10, "completion_tokens": 10 if a == "7" else 50}
+        for a in answers]}
+    plain = simulate([row], rule_settled(0.5, 0.8), 8, [3, 3, 1, 1])[0]
+    first = simulate([row], rule_settled(0.5, 0.8), 8, [3, 3, 1, 1], launch=[0, 4, 5, 1, 2, 3, 6, 7])[0]
+    assert first["launched"] == 3 and first["tokens"] == 60 and first["same"]
+    assert plain["launched"] > 3 and plain["tokens"] > first["tokens"]
+    assert first["steps"] == 10 and plain["steps"] > 50  # a wave lasts as long as its longest agent
+
+
+def test_tuning_picks_the_thriftiest_order_within_its_limits():
+    rng = random.Random(3)
+    rows = []
+    for k in range(60):  # agents 1, 4 and 7 agree with the majority; the others often stray
+        target = str(k % 9)
+        answers = [target if i in (0, 3, 6) or rng.random() < 0.5 else str(rng.randint(10, 12)) for i in range(8)]
+        rows.append({"family": "sum", "target": target, "agents": [
+            {"answer": a, "confidence": 0.8, "prompt_tokens": 20, "completion_tokens": 20 + 5 * i}
+            for i, a in enumerate(answers)]})
+    orders = launch_orders(rows, 8)
+    assert len(orders) == 21 * 10 and all(o[0] == 0 and sorted(o) == list(range(8)) for o in orders)
+    t = tune_proposed(rows, 8)
+    assert set(t["launch"][:3]) == {0, 3, 6}
+    best = evaluate(rows, rule_settled(t["min_confidence"], t["max_weight"]), 8, t["waves"], t["launch"])
+    assert best["delta"] >= 0 and best["changed"] <= t["criterion"]["max_changed"]
+    assert best["steps_per_item"] <= t["criterion"]["max_steps_per_item"]
+    assert best["token_saving"] > t["criterion"]["previous_rule"]
 
 
 def test_overturn_probability_falls_with_agreement_and_lead():

@@ -158,6 +158,12 @@ def _early_stop(problems: list[Problem], n: int, es: tuple[list[AgentsRun], list
             for key, trs in (("es", es_tr), ("full", full_tr))}
     return {
         "agents": n, "items_stopped_early": sum(1 for r in es_runs if r.skipped), "aggregator": "confidence",
+        # the engine's batch noise: launched agents whose answer or confidence differs from the
+        # same agent in the full run (0 on a reproducible engine), and final answers that differ
+        "agents_differing": sum(a.answer != b.answer or a.confidence != b.confidence
+                                for re, rf in zip(es_runs, full_runs) for a in re.traces
+                                for b in rf.traces if b.agent == a.agent),
+        "answers_changed": sum(_final(a, "confidence") != _final(b, "confidence") for a, b in zip(es_tr, full_tr)),
         "token_saving": round(1 - es_agents / full_agents, 4),
         "accuracy_delta": round((hits["es"]["confidence"] - hits["full"]["confidence"]) / items, 4),
         "accuracy": round(hits["es"]["confidence"] / items, 4),
@@ -223,6 +229,7 @@ def run_contemplate_bench(
 
     args = {"items": items, "seed": seed, "ladder": list(ladder), "budget": budget, "timing_items": timing_items,
             "timing_repeats": timing_repeats, "early_stop_agents": n_es, "model": engine.model, "engine": engine.name,
+            "reproducible": bool(getattr(getattr(engine, "settings", None), "reproducible", False)),
             "families": sorted({p.family for p in problems}),
             "agents": [sp.approach for sp in agents_mod.specs(max(ladder), None)]}
     report = _report(args, problems, runs, merged, speed, sampled_hits, es)

@@ -128,9 +128,8 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
     names = {"min_confidence": "settle_confidence", "max_weight": "settle_weight", "min_agree": "settle_agree"}
     mode = ContemplatingMode({"agents": agents, "agent_tokens": budget, "early_stop": True,
                               **{names[k]: v for k, v in rule_args.items()}})
-    sizes = plan(agents)
-    assert sizes == waves(agents, True), "the study's plan is the mode's"
-    sim = simulate(rows, rule_settled(**rule_args), agents, sizes)
+    sizes, launch = waves(agents, True), agents_mod.launch_order(agents)
+    sim = simulate(rows, rule_settled(**rule_args), agents, sizes, launch)
     same_launch = same_answer = hits = tokens = agent_diff = launched = 0
     real: list[str | None] = []
     for start in range(0, len(rows), chunk):
@@ -145,7 +144,7 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
             hits += w == p.answer
             tokens += sum(t.usage.prompt_tokens + t.usage.completion_tokens for t in trs)
             launched += len(trs)
-            agent_diff += sum(t.answer != a["answer"] for t, a in zip(trs, rows[start + k]["agents"]))
+            agent_diff += sum(t.answer != rows[start + k]["agents"][t.agent - 1]["answer"] for t in trs)
         say(f"verify seed {seed}: {min(start + chunk, len(rows))}/{len(rows)} items")
     n = len(rows)
     out: dict[str, Any] = {
@@ -167,7 +166,8 @@ def verify(engine: Engine, rows: Sequence[dict[str, Any]], seed: int, agents: in
             "all_agents_answer_differing": sum(a != b for a, b in zip(full, full2)),
             "accuracy_all_agents_rerun": round(sum(a == p.answer for a, p in zip(full2, problems)) / n, 4),
             "real_early_stop_vs_rerun_answer_differing": sum(a != b for a, b in zip(real, full2)),
-            "proposed_on_rerun": {k: v for k, v in evaluate(again, rule_settled(**rule_args), agents, sizes).items()
+            "proposed_on_rerun": {k: v for k, v in evaluate(again, rule_settled(**rule_args), agents, sizes,
+                                                             launch).items()
                                   if k != "per_family"},
         }
     return out
@@ -223,10 +223,12 @@ def run_study(engine: Engine | None, seeds: Sequence[int], items: int, agents: i
     rules = candidates(agents, tuned)
     results = []
     for c in rules:
-        per_seed = {str(s): evaluate(rows, c["rule"], agents, c["waves"]) for s, rows in rows_by_seed.items()}
+        per_seed = {str(s): evaluate(rows, c["rule"], agents, c["waves"], c.get("launch"))
+                    for s, rows in rows_by_seed.items()}
         results.append({"name": c["name"], "waves": c["waves"], "proposed": c.get("proposed", False),
-                        "seeds": per_seed})
+                        "launch": [i + 1 for i in c.get("launch", range(agents))], "seeds": per_seed})
     shipped = {"min_confidence": SETTLE_CONFIDENCE, "max_weight": SETTLE_WEIGHT}
+    mode_plan = {"waves": waves(agents, True), "launch": agents_mod.launch_order(agents)}
     report: dict[str, Any] = {
         "args": {"seeds": list(seeds), "tuning_seed": tuning, "held_out_seeds": list(seeds[1:]), "items": items,
                  "agents": agents, "budget": budget, "traces": Path(traces).name if traces else None,
@@ -241,9 +243,10 @@ def run_study(engine: Engine | None, seeds: Sequence[int], items: int, agents: i
                    "against all agents. Constants tuned on the tuning seed only: the fewest answers changed "
                    "against all agents, then the most tokens saved."),
         "tuned": tuned,
-        "shipped": {**shipped, "min_agree": SETTLE_AGREE, "waves": plan(agents),
-                    "matches_tuned": {**shipped, "waves": plan(agents)}
-                    == {k: tuned["proposed"][k] for k in (*shipped, "waves")}},
+        "shipped": {**shipped, "min_agree": SETTLE_AGREE, "waves": mode_plan["waves"],
+                    "launch": [i + 1 for i in mode_plan["launch"]],
+                    "matches_tuned": {**shipped, **mode_plan}
+                    == {k: tuned["proposed"][k] for k in (*shipped, *mode_plan)}},
         "rules": results,
         "sweep": sweep(rows_by_seed, agents),
     }

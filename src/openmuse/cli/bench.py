@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 
 import click
+from click.core import ParameterSource
 
+from ..engines import EngineSettings
 from ..errors import ConfigError
 from .common import (
     _engine_settings,
@@ -69,6 +71,16 @@ def bench_engine(ns: str, steps: int, out_path: str | None, as_json: bool, conte
     out.print(f"[dim]written to {path}[/]")
 
 
+def _comparing(kw: dict) -> EngineSettings:
+    """Engine settings for a bench that compares runs of the same agents (early stop against all
+    of them): ``--reproducible`` unless ``--no-reproducible`` was given, so the comparison measures
+    the rule and not where the engine happened to place cells (engines/local.py)."""
+    source = click.get_current_context().get_parameter_source("reproducible")
+    if source in (None, ParameterSource.DEFAULT):
+        kw["reproducible"] = True
+    return _engine_settings(kw)
+
+
 @bench.command("contemplate")
 @engine_options
 @click.option("--items", type=click.IntRange(min=4), default=200, show_default=True, help="Problems in the set.")
@@ -90,7 +102,7 @@ def bench_contemplate(items: int, seed: int, ladder: str, budget: int, timing_it
     counts = tuple(sorted(set(_int_list(ladder, "--ladder"))))
     if not counts or counts[0] < 1 or counts[-1] > 16:
         raise ConfigError("--ladder values must lie between 1 and 16")
-    engine = _load_engine(_engine_settings(kw))
+    engine = _load_engine(_comparing(kw))
     report, path = run_contemplate_bench(
         engine, items=items, seed=seed, ladder=counts, budget=budget, timing_items=timing_items,
         timing_repeats=timing_repeats, early_stop_agents=8 if 8 in counts else counts[-1], out_dir=out_dir,
@@ -174,7 +186,7 @@ def bench_early_stop(seeds: str, items: int, agents: int, budget: int, traces: s
     seed_list = _int_list(seeds, "--seeds")
     if len(seed_list) < 2:
         raise ConfigError("--seeds needs a tuning seed and at least one held-out seed")
-    engine = None if traces else _load_engine(_engine_settings(kw))
+    engine = None if traces else _load_engine(_comparing(kw))
     report, path = run_study(engine, seed_list, items, agents, budget, out_dir,
                              progress=lambda m: err.print(f"[dim]{m}[/]"), traces=traces)
     out.print(table(report), markup=False)

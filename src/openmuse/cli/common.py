@@ -79,6 +79,10 @@ def engine_options(f: Callable) -> Callable:
                      default="auto", show_default=True,
                      help="local: llama.cpp's extra weight buffer types (AMX, repacked weights); auto "
                           "skips those known to crash (AMX in this llama.cpp). `muse doctor` shows the choice."),
+        click.option("--reproducible/--no-reproducible", envvar="MUSE_REPRODUCIBLE", default=False,
+                     show_default=True,
+                     help="local: greedy answers that do not depend on what else is decoding (no prefix "
+                          "reuse; for comparing runs). Without it, a cached prefix can change a near tie."),
         click.option("--prefill", envvar="MUSE_PREFILL", type=click.Choice(["auto", "yes", "no"]),
                      default="auto", show_default=True,
                      help="openai: whether the endpoint continues a final assistant message."),
@@ -249,7 +253,7 @@ def mode_options(f: Callable) -> Callable:
 
 def _engine_settings(kw: dict) -> EngineSettings:
     return EngineSettings(**{k: kw.pop(k) for k in ("engine", "model", "base_url", "api_key", "n_ctx", "n_threads", "prefill", "reasoning",
-                                            "modalities", "extra_buffers")})
+                                            "modalities", "extra_buffers", "reproducible")})
 
 
 def _mode_options(kw: dict, mode: str) -> dict:

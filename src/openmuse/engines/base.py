@@ -43,6 +43,9 @@ class EngineSettings(BaseModel):
     # local: llama.cpp's extra weight buffer types (AMX, repacking); "auto" skips known-bad ones.
     extra_buffers: Literal["auto", "on", "off"] = "auto"
     n_seq_max: int = Field(default=16, ge=1, le=64)
+    # local: greedy answers that do not depend on what else the engine decodes (no prefix reuse,
+    # a lone token padded); see engines/local.py. For evaluations that compare runs.
+    reproducible: bool = False
     timeout_s: float = Field(default=600.0, gt=0)
     # Whether the endpoint continues a final assistant message ("auto": assume yes for openai).
     prefill: Literal["auto", "yes", "no"] = "auto"

@@ -19,15 +19,21 @@ What it covers:
 - errors stay with their call: a failed decode or sampling fails that call, not the others.
 
 What it does not: pre-empt a running sequence (a call holding every slot keeps them until its
-sequences finish), or promise bit-identical greedy text alone and batched. The batch's shape and
-where a sequence's cells sit in the cache change the order of floating-point sums (attention
-tiles), which can flip a close greedy choice. Measured on SmolLM2-135M, 12 prompts, 64 tokens,
-against each prompt alone from an empty cache: one ``generate_many`` of 4 or 8 of them matched
-every text, of all 12 differed in 7 (the engine before this scheduler: 5 of 8, 8 of 12); 12
-concurrent ``generate`` calls differed in 8 or 9; one prompt alone after others left the cache
-fuller, in 4. Texts mostly part late, at a near tie (the first token "The" of "capital of France"
-has p = 0.19). The thread count changed nothing. A stream and a single call of the same request
-from the same cache agree, as does one call run twice from an empty cache.
+sequences finish).
+
+Batch invariance. llama.cpp's CPU attention visits a sequence's KV cells in cache order, so the
+order of floating-point sums follows where the cells sit, and it switches kernels by batch shape:
+a tiled kernel from 64 query tokens per micro-batch, a split-KV kernel (one chunk per thread) for a
+micro-batch of one token once the cache spans 512 cells. On SmolLM2-135M such differences flip
+near-tie greedy tokens (logprobs move by 0.01-0.1). So micro-batches hold at most ``UBATCH`` (63)
+tokens, always; and with ``reproducible`` (``--reproducible``) the engine also pads a lone token with
+a throw-away one (no split-KV), copies no prefixes (copied cells sit anywhere) and admits a batch only
+when the previous one has ended (freed cells would otherwise take running sequences' next tokens).
+Measured (AMD EPYC, 2 cores): Contemplating's 8 agents on 32 problems, all at once against early
+stop's waves, 16 problems a call: 0 of 173 launched agents differ reproducibly, all 164 differ in
+answer or confidence without; reproducible took 141 s against 90 s. Without it, a prompt alone and
+in one call of up to ``n_seq_max`` from an empty cache match (12 of 12), but a cached prefix or a
+sequence admitted mid-decode moves the cells and changes most texts a little.
 
 ``stats`` counts engine work, never part of an answer: ``batches`` (calls served), ``sequences``,
 ``prompt_tokens_prefilled``, ``tokens_decoded``, ``decode_steps``, ``max_batch_sequences``,
@@ -53,11 +59,10 @@ from typing import ClassVar
 import numpy as np
 
 from ..errors import ConfigError, ModelNotFound
-from ..functions import grammar as fn_grammar
 from ..functions import prompt as fn_prompt
 from ..functions.spec import Output
 from ..types import ANSWERS_IN_REASONING_KEY, Capabilities, ChatRequest, Completion, Delta
-from . import chat_tokens, cpu
+from . import chat_tokens, cpu, samplers
 from .base import Engine, EngineSettings, OnDelta
 from .control import RequestControl
 from .reasoning import CLOSE, OPEN, ThinkSplitter
@@ -65,7 +70,9 @@ from .scheduler import Finished, Item, Scheduler
 from .sequence import Seq, check_fits, token_logprob
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_RANDOM_SEED = 0xFFFFFFFF  # llama.cpp's LLAMA_DEFAULT_SEED: a random seed
+# Tokens per llama.cpp micro-batch: below the CPU flash-attention kernel's query tile (64 rows),
+# where it switches to a tiled kernel that sums in another order (the module docstring).
+UBATCH = 63
 STATS = ("batches", "sequences", "prompt_tokens_prefilled", "tokens_decoded", "decode_steps",
          "max_batch_sequences", "merged_steps", "cancelled_sequences", "queue_timeouts", "failed_calls")
 
@@ -88,7 +95,7 @@ class LocalEngine(Engine):
         """The process-wide engine for these settings: the model is loaded once and reused."""
         path = str(Path(settings.model).expanduser()) if settings.model else str(default_model_path())
         key = (path, settings.n_ctx, settings.n_seq_max, settings.n_threads, settings.reasoning,
-               settings.extra_buffers)
+               settings.extra_buffers, settings.reproducible)
         with cls._instances_lock:
             if key not in cls._instances:
                 cls._instances[key] = cls(settings, path)
@@ -154,8 +161,8 @@ class LocalEngine(Engine):
         cp = ll.llama_context_default_params()
         cp.n_ctx = n_ctx
         cp.n_batch = 512
-        cp.n_ubatch = 512
-        cp.n_seq_max = settings.n_seq_max
+        cp.n_ubatch = UBATCH  # every token's attention takes the same kernel: the module docstring
+        cp.n_seq_max = settings.n_seq_max + 1  # the last sequence id is the pad of a lone token
         cp.kv_unified = True
         cp.n_threads = cp.n_threads_batch = self.threads.current
         self._ctx = ll.llama_init_from_model(self._model.model, cp)
@@ -164,8 +171,10 @@ class LocalEngine(Engine):
         self._n_threads = self.threads.current
         self._mem = ll.llama_get_memory(self._ctx)
         self.n_ctx = ll.llama_n_ctx(self._ctx)
-        self.n_batch = cp.n_batch
-        self._batch = ll.llama_batch_init(max(self.n_batch, settings.n_seq_max), 0, 1)
+        self.kv_budget = self.n_ctx - settings.reproducible  # a cell for the pad token
+        self.n_batch = cp.n_batch - 1  # room for the pad token (_decode)
+        self._pad_seq = settings.n_seq_max
+        self._batch = ll.llama_batch_init(cp.n_batch, 0, 1)
 
     def use_threads(self, fixed: int | None) -> None:
         """Switch the thread policy: ``fixed`` threads, or None for auto (applied at the next decode)."""
@@ -280,29 +289,12 @@ class LocalEngine(Engine):
         """Check, charge and queue ``requests`` as one call; its deltas and finished sequences."""
         prompts = [self.prompt_tokens(r) for r in requests]
         for r, p in zip(requests, prompts):
-            check_fits(r, p, self.n_ctx)
-            self._check_grammar(r)
+            check_fits(r, p, self.kv_budget)
+            samplers.check_grammar(self._ll, self._vocab, r)
         if control is not None:
             control.check()
             control.charge(sum(len(p) + r.max_tokens for p, r in zip(prompts, requests)))
         return self.scheduler.run([Item(i, r, p) for i, (r, p) in enumerate(zip(requests, prompts))], control)
-
-    def _check_grammar(self, r: ChatRequest) -> None:
-        """A request's grammar must parse in llama.cpp before it is queued (a ``ConfigError``
-        here, not a failed sequence in the scheduler's thread)."""
-        g = self._grammar(Output.of(r))
-        if g is not None:
-            self._ll.llama_sampler_free(g)
-
-    def _grammar(self, out: Output) -> int | None:
-        """llama.cpp's grammar sampler for ``out`` (None when nothing constrains the answer)."""
-        gbnf = fn_grammar.grammar(out)
-        if gbnf is None:
-            return None
-        g = self._ll.llama_sampler_init_grammar(self._vocab, gbnf.encode(), b"root")
-        if not g:
-            raise ConfigError("llama.cpp could not parse the grammar built for tools/response_format")
-        return g
 
     def clear_cache(self) -> None:
         """Forget every cached sequence (the next call prefills from scratch)."""
@@ -320,6 +312,9 @@ class LocalEngine(Engine):
     def _decode(self, entries: list[tuple[int, int, int, bool]]) -> int:
         """One llama_decode of (token, pos, seq_id, want_logits) entries; llama.cpp's code."""
         b = self._batch
+        pad = self.settings.reproducible and len(entries) % UBATCH == 1
+        if pad:  # no micro-batch of one token: it would take llama.cpp's split-KV attention
+            entries = [*entries, (0, 0, self._pad_seq, False)]
         n = self.threads.choose()
         if n != self._n_threads:
             self._ll.llama_set_n_threads(self._ctx, n, n)
@@ -331,7 +326,11 @@ class LocalEngine(Engine):
             b.n_seq_id[j] = 1
             b.seq_id[j][0] = sid
             b.logits[j] = logits
-        return self._ll.llama_decode(self._ctx, b)
+        try:
+            return self._ll.llama_decode(self._ctx, b)
+        finally:
+            if pad:
+                self._ll.llama_memory_seq_rm(self._mem, self._pad_seq, -1, -1)
 
     def _start_seq(self, index: int, r: ChatRequest, prompt: list[int], seq_id: int) -> Seq:
         splitter = None
@@ -340,29 +339,11 @@ class LocalEngine(Engine):
             opened = prefill is not None and prefill.rfind(OPEN) > prefill.rfind(CLOSE)
             splitter = ThinkSplitter(in_reasoning=opened, index=index)
         out = Output.of(r)
-        return Seq(index=index, seq_id=seq_id, request=r, prompt=prompt, sampler=self._sampler(r, out),
+        return Seq(index=index, seq_id=seq_id, request=r, prompt=prompt, sampler=samplers.chain(self._ll, self._vocab, r, out),
                    splitter=splitter, out=out if out.calls else None)
 
     def _free_seq(self, s: Seq) -> None:
         self._ll.llama_sampler_free(s.sampler)
-
-    def _sampler(self, r: ChatRequest, out: Output) -> int:
-        ll = self._ll
-        g = self._grammar(out)  # checked before queueing: only tokens inside the grammar can be drawn
-        chain = ll.llama_sampler_chain_init(ll.llama_sampler_chain_default_params())
-        if g is not None:
-            ll.llama_sampler_chain_add(chain, g)
-        if r.greedy:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_greedy())
-            return chain
-        if r.top_k:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_k(r.top_k))
-        if r.top_p < 1.0:
-            ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_top_p(r.top_p, 1))
-        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_temp(r.temperature))
-        seed = _RANDOM_SEED if r.seed is None else r.seed & 0xFFFFFFFF
-        ll.llama_sampler_chain_add(chain, ll.llama_sampler_init_dist(seed))
-        return chain
 
     def _accept(self, s: Seq, logits_index: int) -> Iterator[Delta]:
         """Sample the next token of ``s`` from row ``logits_index`` and hand out its text."""

@@ -25,6 +25,9 @@ is admitted only when the cells in use, plus what every running sequence may sti
 prompt, ``max_tokens``), plus its own fit; cached slots are evicted (least recently used) to make
 room. Nothing is pre-empted: a running sequence keeps its slot until it finishes or is cancelled.
 
+With the engine's ``reproducible`` setting, step 2 copies no prefix and admits only when no
+sequence runs (static batches), so where cells sit never depends on other calls (local.py).
+
 A failed ``llama_decode`` of a mixed batch is retried call by call, so only the call whose tokens
 fail gets the error; an error in one call's sampling or text ends that call only. ``close()``
 stops the thread; calls still open get ``EngineUnavailable``.
@@ -35,37 +38,20 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-import time
 from collections import deque
+import time
 from collections.abc import Callable, Generator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import Cancelled, ContextOverflow, EngineBusy, EngineUnavailable
 from ..types import Delta
-from .sequence import Cells, Finished, Item, Slot, common_prefix
+from .sequence import Call, Cells, Finished, Item, Slot, common_prefix
 
 if TYPE_CHECKING:
     from .control import RequestControl
     from .local import LocalEngine
 
 POLL_S = 0.5  # how often a waiting caller checks that the scheduler thread is alive
-
-
-@dataclass(eq=False)
-class Call:
-    items: deque[Item]
-    control: RequestControl | None
-    order: int
-    t_submit: float
-    deadline: float | None  # time.perf_counter() by which the request's first item must have a slot
-    total: int
-    held: int = 0  # slots its sequences hold now
-    served: int = -1  # admission order of its latest sequence (round-robin)
-    done: int = 0
-    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
-    released: threading.Event = field(default_factory=threading.Event)
-    abandoned: bool = False  # the caller stopped reading
 
 
 Part = tuple[Slot, list[int], bool]  # slot, tokens to decode, logits for the last one
@@ -261,6 +247,8 @@ class Scheduler:
 
     # -- admission --------------------------------------------------------------------------
     def _admit(self) -> None:
+        if self.e.settings.reproducible and any(s.seq is not None for s in self.slots):
+            return  # static batches: freed cells would take running sequences' next tokens
         while any(s.seq is None for s in self.slots):
             waiting = sorted((c for c in self.calls if c.items), key=lambda c: (c.held, c.served, c.order))
             for call in waiting:
@@ -274,6 +262,8 @@ class Scheduler:
 
     def _plan(self, prompt: list[int]) -> tuple[Slot | None, int] | None:
         """(slot to copy from, tokens to copy), or None to wait for a prefix being prefilled."""
+        if self.e.settings.reproducible:
+            return None, 0  # copied cells sit anywhere in the cache (local.py)
         cap = len(prompt) - 1  # at least one prompt token is decoded, for its logits
         src, best = None, 0
         for s in self.slots:
@@ -312,7 +302,7 @@ class Scheduler:
 
     def _fits(self, need: int, keep: Slot | None) -> bool:
         """Whether ``need`` more cells fit, evicting cached slots (least recently used first)."""
-        while self.cells.used + self._reserved() + need > self.e.n_ctx:
+        while self.cells.used + self._reserved() + need > self.e.kv_budget:
             cached = [s for s in self.slots if s.seq is None and s.tokens and s is not keep]
             if not cached:
                 return False

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import codecs
 import itertools
+import queue
+import threading
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +22,9 @@ from ..functions import prompt as fn_prompt
 from ..functions.spec import Output
 from ..types import ChatRequest, Completion, Delta, TokenLogprob, ToolCall, Usage
 from .reasoning import ThinkSplitter
+
+if TYPE_CHECKING:
+    from .control import RequestControl
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -235,3 +241,21 @@ class Cells:
             s.tokens.clear()
             s.cells.clear()
         self._refs.clear()
+
+
+@dataclass(eq=False)
+class Call:
+    """The sequences of one ``generate_many`` or ``stream`` call, as the scheduler serves them."""
+
+    items: deque[Item]
+    control: RequestControl | None
+    order: int
+    t_submit: float
+    deadline: float | None  # time.perf_counter() by which the request's first item must have a slot
+    total: int
+    held: int = 0  # slots its sequences hold now
+    served: int = -1  # admission order of its latest sequence (round-robin)
+    done: int = 0
+    out: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+    released: threading.Event = field(default_factory=threading.Event)
+    abandoned: bool = False  # the caller stopped reading

@@ -59,7 +59,8 @@ class ContemplatingOptions(ModeOptions):
 
 @dataclass
 class AgentsRun:
-    """The agents of one conversation: their traces (launch order) and how many were skipped."""
+    """The agents of one conversation: their traces (agent 1 first, whatever order early stop
+    launched them in; each trace's ``wave`` says when) and how many were skipped."""
 
     traces: list[AgentTrace]
     skipped: int = 0
@@ -175,9 +176,10 @@ class ContemplatingMode(Mode):
                               [("prompt", budgets.prompt_size(engine, req)), ("agent_tokens", o.agent_tokens)])
         runs = [AgentsRun(traces=[]) for _ in conversations]
         live, start = list(range(len(conversations))), 0
+        order = agents_mod.launch_order(o.agents) if o.early_stop else list(range(o.agents))
         emit = on_event or (lambda _d: None)
         for w, size in enumerate(waves(o.agents, o.early_stop), start=1):
-            jobs = [(q, i) for q in live for i in range(start, start + size)]
+            jobs = [(q, i) for q in live for i in order[start:start + size]]
             for _, i in jobs:
                 emit(Delta(kind="status", text=f"launched {specs[i].approach}", index=i))
 
@@ -197,8 +199,10 @@ class ContemplatingMode(Mode):
                            o.settle_confidence, o.settle_weight, min_agree=o.settle_agree):
                     live.remove(q)
                     runs[q].skipped = o.agents - start
-                    for i in range(start, o.agents):
+                    for i in order[start:]:
                         emit(Delta(kind="status", text="skipped", index=i))
+        for run in runs:
+            run.traces.sort(key=lambda t: t.agent)
         return runs
 
     def _check_synthesis(self, engine: Engine, question: str) -> None:

@@ -48,6 +48,15 @@ def specs(n: int, seed: int | None) -> list[AgentSpec]:
     return out
 
 
+def launch_order(n: int) -> list[int]:
+    """The order in which early stop launches the first ``n`` agents (0-based): the packaged
+    ``early_stop_launch`` (agent numbers) restricted to agents below ``n``, then any others in
+    the launch order above. The same agents run as without early stop; only which go first
+    changes, so a settled item skips the agents that cost most and agree least."""
+    first = [a - 1 for a in prompts.load("contemplating").get("early_stop_launch", []) if a <= n]
+    return first + [i for i in range(n) if i not in first]
+
+
 def shares_prefix(messages: Sequence[Message]) -> bool:
     """Whether the agents' prompts should share the whole conversation as their prefix: when it
     holds more than ``shared_prefix_chars`` characters of text, or any media part. Then its
