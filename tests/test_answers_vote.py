@@ -83,11 +83,11 @@ def test_settled_rules():
 
 
 def test_waves():
-    assert waves(8, True) == [3, 3, 1, 1]
-    assert waves(16, True) == [3, 3, 1, 1, 4, 4]
+    assert waves(8, True) == [3, 2, 1, 1, 1]
+    assert waves(16, True) == [3, 2, 1, 1, 1, 4, 4]
     assert waves(4, True) == [3, 1]
     assert waves(3, True) == [3]
-    assert waves(12, True) == [3, 3, 1, 1, 4]
+    assert waves(12, True) == [3, 2, 1, 1, 1, 4]
     assert waves(2, True) == [2] and waves(1, True) == [1]
     assert waves(8, False) == [8]
 

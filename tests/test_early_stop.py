@@ -23,6 +23,8 @@ from openmuse.bench.early_stop import (
     summarize,
 )
 from openmuse.bench.early_stop_rules import launch_orders, tune_proposed
+from openmuse.modes.contemplating import waves
+from openmuse.modes.contemplating.agents import launch_order
 from openmuse.modes.contemplating.vote import SETTLE_AGREE, SETTLE_CONFIDENCE, SETTLE_WEIGHT, settled, vote
 
 
@@ -34,8 +36,8 @@ def test_two_agreeing_agents_never_settle():
 
 def test_three_agreeing_agents_settle_above_the_confidence_floor():
     assert settled(["B", "B", "B"], [0.6, 0.7, 0.55], remaining=5)
-    assert not settled(["D", "D", "D"], [0.40, 0.46, 0.42], remaining=5)  # agreeing by a bias
-    assert settled(["D", "D", "D"], [0.40, 0.46, 0.42], remaining=5, min_confidence=0.0)
+    assert not settled(["D", "D", "D"], [0.30, 0.36, 0.32], remaining=5, min_confidence=0.5)  # a floor, on request
+    assert settled(["D", "D", "D"], [0.30, 0.36, 0.32], remaining=5)  # the shipped rule has none
     assert not settled(["B", "B", "C"], [0.9, 0.9, 0.1], remaining=5)
     assert not settled(["B", "B", None], [0.9, 0.9, 0.9], remaining=5)  # a missing answer is no agreement
     assert not settled([None, None, None], [0.9, 0.9, 0.9], remaining=5)
@@ -44,11 +46,12 @@ def test_three_agreeing_agents_settle_above_the_confidence_floor():
 def test_a_lead_settles_when_the_rest_could_not_plausibly_overturn_it():
     answers = ["4", "4", "4", "4", "5", "6"]
     conf = [0.7, 0.6, 0.6, 0.5, 0.4, 0.3]  # lead 2.4 - 0.4 = 2.0
-    assert settled(answers, conf, remaining=2)  # 2.0 > 2 * 0.8
-    assert not settled(answers, conf, remaining=3)  # 2.0 < 3 * 0.8
+    assert settled(answers, conf, remaining=2, max_weight=0.8)  # 2.0 > 2 * 0.8
+    assert not settled(answers, conf, remaining=3, max_weight=0.8)  # 2.0 < 3 * 0.8
+    assert settled(answers, conf, remaining=3)  # the shipped weight: 2.0 > 3 * 0.5
     assert not settled(answers, conf, remaining=2, max_weight=1.0)  # 2.0 is not more than 2 * 1
     # a split that the lead alone decides: 1.7 - 1.6 is no lead
-    assert not settled(["4", "4", "5", "5", "4", "5"], [0.6, 0.6, 0.5, 0.5, 0.5, 0.6], remaining=2)
+    assert not settled(["4", "4", "5", "5", "4", "5"], [0.6, 0.6, 0.5, 0.5, 0.5, 0.6], remaining=1)
 
 
 def test_without_confidences_votes_weigh_one_and_the_lead_must_be_certain():
@@ -60,7 +63,7 @@ def test_without_confidences_votes_weigh_one_and_the_lead_must_be_certain():
 
 
 def test_shipped_constants():
-    assert (SETTLE_AGREE, SETTLE_CONFIDENCE, SETTLE_WEIGHT) == (3, 0.5, 0.8)
+    assert (SETTLE_AGREE, SETTLE_CONFIDENCE, SETTLE_WEIGHT) == (3, 0.0, 0.5)
 
 
 def test_a_certain_lead_is_never_overturned():
@@ -162,11 +165,11 @@ def test_overturn_probability_falls_with_agreement_and_lead():
 def test_study_real_model_few_items(engine, tmp_path):
     _, path = run_study(engine, [11, 0], items=4, agents=8, budget=32, out_dir=str(tmp_path))
     saved = json.loads(path.read_text())
-    assert saved["args"]["seeds"] == [11, 0] and saved["args"]["tuning_seed"] == 11
+    assert saved["args"]["seeds"] == [11, 0] and saved["args"]["tuning_seeds"] == [11]
     assert saved["env"]["cpus"] and saved["args"]["model"]
     rules = {r["name"]: r for r in saved["rules"]}
     proposed = next(r for r in saved["rules"] if r["proposed"])
-    assert proposed["waves"] == [3, 3, 1, 1]
+    assert proposed["waves"] == waves(8, True) and proposed["launch"] == [i + 1 for i in launch_order(8)]
     for r in rules.values():
         for m in r["seeds"].values():
             assert m["items"] == 4 and 0 <= m["token_saving"] < 1

@@ -228,11 +228,8 @@ def run_contemplate_bench(
     say("early stop: done")
 
     args = {"items": items, "seed": seed, "ladder": list(ladder), "budget": budget, "timing_items": timing_items,
-            "timing_repeats": timing_repeats, "early_stop_agents": n_es, "model": engine.model, "engine": engine.name,
-            "reproducible": bool(getattr(getattr(engine, "settings", None), "reproducible", False)),
-            "families": sorted({p.family for p in problems}),
-            "agents": [sp.approach for sp in agents_mod.specs(max(ladder), None)]}
-    report = _report(args, problems, runs, merged, speed, sampled_hits, es)
+            "timing_repeats": timing_repeats, "early_stop_agents": n_es}
+    report = _report(_args(engine, args, problems, ladder), problems, runs, merged, speed, sampled_hits, es)
     report["wall_s_total"] = round(time.perf_counter() - t_start, 1)
     out = Path(out_dir or "results")
     out.mkdir(parents=True, exist_ok=True)
@@ -241,6 +238,15 @@ def run_contemplate_bench(
     report["plot"] = str(_plot(report, out / f"bench-contemplate-{stamp}.png"))
     path.write_text(json.dumps(report, indent=2) + "\n")
     return report, path
+
+
+def _args(engine: Engine, args: dict[str, Any], problems: list[Problem], ladder: tuple[int, ...]) -> dict[str, Any]:
+    """The run's arguments with the engine's: model, engine, whether it was reproducible."""
+    return {**args, "model": engine.model, "engine": engine.name,
+            "reproducible": bool(getattr(getattr(engine, "settings", None), "reproducible", False)),
+            "families": sorted({p.family for p in problems}),
+            "agents": [sp.approach for sp in agents_mod.specs(max(ladder), None)],
+            "early_stop_launch": [i + 1 for i in agents_mod.launch_order(args["early_stop_agents"])]}
 
 
 def _report(args: dict[str, Any], problems: list[Problem], runs: dict[int, list[AgentsRun]],

@@ -194,32 +194,42 @@ def read_traces(traces: str, seeds: Sequence[int], items: int) -> tuple[dict[int
     return rows_by_seed, data.get("env")
 
 
+def _rows(engine: Engine | None, seeds: Sequence[int], items: int, agents: int, budget: int,
+          traces: str | None, keep_logprobs: bool, path: Path, say: Callable[[str], None]
+          ) -> tuple[dict[int, list[dict[str, Any]]], Any, str]:
+    """The traces of every seed: read from ``traces``, or collected and written to ``path``."""
+    if traces:
+        rows_by_seed, trace_env = read_traces(traces, seeds, items)
+        return rows_by_seed, trace_env, traces
+    if engine is None:
+        raise ValueError("an engine is needed to collect traces")
+    rows_by_seed = {s: collect(engine, s, items, agents, budget, say) for s in seeds}
+    trace_env = environment()
+    settings = getattr(engine, "settings", None)
+    write_traces(path, rows_by_seed, {"seeds": list(seeds), "items": items, "agents": agents, "budget": budget,
+                                      "model": engine.model,
+                                      "reproducible": bool(getattr(settings, "reproducible", False))},
+                 trace_env, keep_logprobs)
+    say(f"traces: {path}")
+    return rows_by_seed, trace_env, str(path)
+
+
 def run_study(engine: Engine | None, seeds: Sequence[int], items: int, agents: int, budget: int,
               out_dir: str | None = None, progress: Callable[[str], None] | None = None,
               traces: str | None = None, verify_seed: int | None = None,
-              keep_logprobs: bool = False) -> tuple[dict[str, Any], Path]:
-    """Collect (or load ``traces``), tune on ``seeds[0]``, report every seed. Writes
+              keep_logprobs: bool = False, tune_seeds: int = 1) -> tuple[dict[str, Any], Path]:
+    """Collect (or load ``traces``), tune on the first ``tune_seeds`` seeds pooled, report every
+    seed. Writes
     ``early-stop-<stamp>.json`` (and, when it collected, ``early-stop-traces-<stamp>.json.gz``,
     the token log-probabilities themselves only with ``keep_logprobs``: the study uses their
     summaries) under ``out_dir``; returns the report and the path of its file."""
     say, t0, out = progress or (lambda _m: None), time.perf_counter(), Path(out_dir or "results")
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    if traces:
-        rows_by_seed, trace_env = read_traces(traces, seeds, items)
-    else:
-        if engine is None:
-            raise ValueError("an engine is needed to collect traces")
-        rows_by_seed = {s: collect(engine, s, items, agents, budget, say) for s in seeds}
-        trace_env = environment()
-        tpath = write_traces(out / f"early-stop-traces-{stamp}.json.gz", rows_by_seed,
-                             {"seeds": list(seeds), "items": items, "agents": agents, "budget": budget,
-                              "model": engine.model}, trace_env, keep_logprobs)
-        traces = str(tpath)
-        say(f"traces: {tpath}")
-
-    tuning = seeds[0]
-    tuned = tune(rows_by_seed[tuning], agents)
+    rows_by_seed, trace_env, traces = _rows(engine, seeds, items, agents, budget, traces, keep_logprobs,
+                                            out / f"early-stop-traces-{stamp}.json.gz", say)
+    tuning = list(seeds[:tune_seeds])
+    tuned = tune([r for s in tuning for r in rows_by_seed[s]], agents)
     rules = candidates(agents, tuned)
     results = []
     for c in rules:
@@ -230,18 +240,19 @@ def run_study(engine: Engine | None, seeds: Sequence[int], items: int, agents: i
     shipped = {"min_confidence": SETTLE_CONFIDENCE, "max_weight": SETTLE_WEIGHT}
     mode_plan = {"waves": waves(agents, True), "launch": agents_mod.launch_order(agents)}
     report: dict[str, Any] = {
-        "args": {"seeds": list(seeds), "tuning_seed": tuning, "held_out_seeds": list(seeds[1:]), "items": items,
+        "args": {"seeds": list(seeds), "tuning_seeds": tuning, "held_out_seeds": list(seeds[tune_seeds:]),
+                 "items": items,
                  "agents": agents, "budget": budget, "traces": Path(traces).name if traces else None,
                  "model": engine.model if engine is not None else None,
                  "families": sorted({r["family"] for rows in rows_by_seed.values() for r in rows}),
                  "agents_order": [a["approach"] for a in next(iter(rows_by_seed.values()))[0]["agents"]]},
         "env": environment(),
         "traces_env": trace_env,
-        "method": ("Every agent run to the end on every item once (greedy, deterministic); early stop "
-                   "simulated by taking the agents of the first waves. Accuracy: the confidence-weighted "
-                   "vote of the launched agents against that of all agents; tokens: agent prompt + completion "
-                   "against all agents. Constants tuned on the tuning seed only: the fewest answers changed "
-                   "against all agents, then the most tokens saved."),
+        "method": ("Every agent run to the end on every item once (greedy, reproducible engine); early stop "
+                   "simulated by launching agents in waves in the launch order. Accuracy: the confidence-"
+                   "weighted vote of the launched agents against that of all agents; tokens: agent prompt + "
+                   "completion against all agents. The proposed rule's launch order, waves and constants "
+                   "are tuned on the tuning seeds only, pooled (bench.early_stop_rules.tune_proposed)."),
         "tuned": tuned,
         "shipped": {**shipped, "min_agree": SETTLE_AGREE, "waves": mode_plan["waves"],
                     "launch": [i + 1 for i in mode_plan["launch"]],
@@ -262,11 +273,11 @@ def table(report: dict[str, Any]) -> str:
     """Per rule and seed: all-agents accuracy, early-stop accuracy, delta, token saving,
     items stopped early, answers changed (gained/lost)."""
     lines = []
-    tuning = str(report["args"]["tuning_seed"])
+    tuning = [str(s) for s in report["args"]["tuning_seeds"]]
     for r in report["rules"]:
         lines.append(f"{'* ' if r['proposed'] else ''}{r['name']}  waves {r['waves']}")
         for s, m in r["seeds"].items():
-            tag = "tuning" if s == tuning else "held out"
+            tag = "tuning" if s in tuning else "held out"
             lines.append(f"  seed {s:>3} ({tag:8}): {m['items']} items, all {m['accuracy_all']:.3f}, "
                          f"early {m['accuracy']:.3f}, delta {m['delta'] * 100:+.1f} pt, "
                          f"saving {m['token_saving'] * 100:.1f}%, stopped {m['stopped_early']}, "
@@ -291,7 +302,8 @@ def table(report: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m openmuse.bench.early_stop", description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", default="11,0,7", help="comma-separated; the first is the tuning seed")
+    ap.add_argument("--seeds", default="11,0,7", help="comma-separated; the first --tune-seeds tune")
+    ap.add_argument("--tune-seeds", type=int, default=1, help="how many of the first seeds tune (pooled)")
     ap.add_argument("--items", type=int, default=200)
     ap.add_argument("--agents", type=int, default=8)
     ap.add_argument("--budget", type=int, default=64)
@@ -308,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         engine = create_engine(EngineSettings())
     report, path = run_study(engine, seeds, a.items, a.agents, a.budget, a.out,
                              lambda m: print(m, file=sys.stderr, flush=True), a.traces, a.verify_seed,
-                             a.keep_logprobs)
+                             a.keep_logprobs, a.tune_seeds)
     print(table(report))
     print(f"results: {path}")
     return 0

@@ -228,12 +228,14 @@ def launch_orders(rows: Sequence[dict[str, Any]], agents: int) -> list[tuple[int
 
     def cheap(xs: Sequence[int]) -> list[int]:
         return sorted(xs, key=lambda i: (cost[i], i))
-    out = []
+    out = [tuple(range(agents))]  # the agent order itself
     for pair in itertools.combinations(range(1, n), min(2, n - 1)):
         rest = [i for i in range(1, n) if i not in pair]
         for second in itertools.combinations(rest, min(3, len(rest))):
             tail = [i for i in rest if i not in second]
-            out.append((0, *pair, *cheap(second), *cheap(tail), *range(n, agents)))
+            order = (0, *pair, *cheap(second), *cheap(tail), *range(n, agents))
+            if order != out[0]:
+                out.append(order)
     return out
 
 

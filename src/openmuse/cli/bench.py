@@ -171,24 +171,27 @@ def bench_serve(levels: str, requests: int, max_tokens: int, out_path: str | Non
 
 @bench.command("early-stop")
 @engine_options
-@click.option("--seeds", default="11,0,7", show_default=True, help="Problem seeds: the first tunes, the rest are held out.")
+@click.option("--seeds", default="11,0,7", show_default=True,
+              help="Problem seeds: the first --tune-seeds tune (pooled), the rest are held out.")
+@click.option("--tune-seeds", type=click.IntRange(min=1), default=1, show_default=True,
+              help="How many of the first seeds tune the rule.")
 @click.option("--items", type=click.IntRange(min=4), default=200, show_default=True, help="Problems per seed.")
 @click.option("--agents", type=click.IntRange(2, 16), default=8, show_default=True, help="Agents run on every item.")
 @click.option("--budget", type=click.IntRange(min=8), default=64, show_default=True, help="Tokens per agent.")
 @click.option("--traces", default=None, metavar="FILE", help="Study these collected traces instead of running the model.")
 @click.option("--out", "out_dir", default=None, help="Folder for the results (default: results/).")
 @handle_errors
-def bench_early_stop(seeds: str, items: int, agents: int, budget: int, traces: str | None, out_dir: str | None,
-                     **kw) -> None:
+def bench_early_stop(seeds: str, tune_seeds: int, items: int, agents: int, budget: int, traces: str | None,
+                     out_dir: str | None, **kw) -> None:
     """Contemplating's early stop studied on traces of every agent: tuned on the first seed, reported on the rest."""
     from ..bench.early_stop import run_study, table
 
     seed_list = _int_list(seeds, "--seeds")
-    if len(seed_list) < 2:
-        raise ConfigError("--seeds needs a tuning seed and at least one held-out seed")
+    if len(seed_list) < tune_seeds:
+        raise ConfigError(f"--seeds lists {len(seed_list)} seed(s), fewer than --tune-seeds {tune_seeds}")
     engine = None if traces else _load_engine(_comparing(kw))
     report, path = run_study(engine, seed_list, items, agents, budget, out_dir,
-                             progress=lambda m: err.print(f"[dim]{m}[/]"), traces=traces)
+                             progress=lambda m: err.print(f"[dim]{m}[/]"), traces=traces, tune_seeds=tune_seeds)
     out.print(table(report), markup=False)
     out.print(f"[dim]written to {path}[/]")
 
