@@ -25,15 +25,17 @@ Batch invariance. llama.cpp's CPU attention visits a sequence's KV cells in cach
 order of floating-point sums follows where the cells sit, and it switches kernels by batch shape:
 a tiled kernel from 64 query tokens per micro-batch, a split-KV kernel (one chunk per thread) for a
 micro-batch of one token once the cache spans 512 cells. On SmolLM2-135M such differences flip
-near-tie greedy tokens (logprobs move by 0.01-0.1). So micro-batches hold at most ``UBATCH`` (63)
-tokens, always; and with ``reproducible`` (``--reproducible``) the engine also pads a lone token with
-a throw-away one (no split-KV), copies no prefixes (copied cells sit anywhere) and admits a batch only
-when the previous one has ended (freed cells would otherwise take running sequences' next tokens).
+near-tie greedy tokens (logprobs move by 0.01-0.1). With ``reproducible`` (``--reproducible``)
+micro-batches hold at most ``UBATCH`` (63) tokens, a lone token is padded with a throw-away one (no
+split-KV), no prefix is copied (copied cells sit anywhere) and a batch is admitted only when the
+previous one has ended (freed cells would otherwise take running sequences' next tokens). The
+price: long prompts prefill without the tiled kernel (docs/bench/batch-invariance.json), prompts
+shared by agents prefill once each, and a new request waits for the running batch.
 Measured (AMD EPYC, 2 cores): Contemplating's 8 agents on 32 problems, all at once against early
 stop's waves, 16 problems a call: 0 of 173 launched agents differ reproducibly, all 164 differ in
 answer or confidence without; reproducible took 141 s against 90 s. Without it, a prompt alone and
-in one call of up to ``n_seq_max`` from an empty cache match (12 of 12), but a cached prefix or a
-sequence admitted mid-decode moves the cells and changes most texts a little.
+in one call of up to ``n_seq_max`` short prompts from an empty cache match, but a cached prefix, a
+sequence admitted mid-decode or a long prompt changes most texts a little.
 
 ``stats`` counts engine work, never part of an answer: ``batches`` (calls served), ``sequences``,
 ``prompt_tokens_prefilled``, ``tokens_decoded``, ``decode_steps``, ``max_batch_sequences``,
@@ -70,8 +72,8 @@ from .scheduler import Finished, Item, Scheduler
 from .sequence import Seq, check_fits, token_logprob
 
 DEFAULT_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# Tokens per llama.cpp micro-batch: below the CPU flash-attention kernel's query tile (64 rows),
-# where it switches to a tiled kernel that sums in another order (the module docstring).
+# Tokens per llama.cpp micro-batch when reproducible: below the CPU flash-attention kernel's query
+# tile (64 rows), where it switches to a tiled kernel that sums in another order (module docstring).
 UBATCH = 63
 STATS = ("batches", "sequences", "prompt_tokens_prefilled", "tokens_decoded", "decode_steps",
          "max_batch_sequences", "merged_steps", "cancelled_sequences", "queue_timeouts", "failed_calls")
@@ -161,7 +163,9 @@ class LocalEngine(Engine):
         cp = ll.llama_context_default_params()
         cp.n_ctx = n_ctx
         cp.n_batch = 512
-        cp.n_ubatch = UBATCH  # every token's attention takes the same kernel: the module docstring
+        # reproducible: every token's attention takes the same kernel (the module docstring); else
+        # 512, where long prompts prefill through the faster tiled kernel
+        cp.n_ubatch = UBATCH if settings.reproducible else 512
         cp.n_seq_max = settings.n_seq_max + 1  # the last sequence id is the pad of a lone token
         cp.kv_unified = True
         cp.n_threads = cp.n_threads_batch = self.threads.current
