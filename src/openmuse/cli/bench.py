@@ -183,7 +183,7 @@ def bench_serve(levels: str, requests: int, max_tokens: int, out_path: str | Non
 @handle_errors
 def bench_early_stop(seeds: str, tune_seeds: int, items: int, agents: int, budget: int, traces: str | None,
                      out_dir: str | None, **kw) -> None:
-    """Contemplating's early stop studied on traces of every agent: tuned on the first seed, reported on the rest."""
+    """Contemplating's early stop studied on traces of every agent: tuned on the first --tune-seeds seeds, reported on the rest."""
     from ..bench.early_stop import run_study, table
 
     seed_list = _int_list(seeds, "--seeds")

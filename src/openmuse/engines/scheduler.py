@@ -38,8 +38,8 @@ from __future__ import annotations
 import itertools
 import queue
 import threading
-from collections import deque
 import time
+from collections import deque
 from collections.abc import Callable, Generator
 from typing import TYPE_CHECKING, Any
 

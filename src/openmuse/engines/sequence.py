@@ -2,7 +2,7 @@
 strings, reasoning split, and the ``Completion`` it becomes. Nothing here calls llama.cpp; the
 scheduler (``scheduler.py``) places it in a slot of the KV cache, the engine (``local.py``)
 samples its tokens and hands them to ``Seq.take``. ``Slot`` and ``Cells`` mirror what each
-llama.cpp sequence id holds in the KV cache."""
+llama.cpp sequence id holds in the KV cache; ``Call`` is one caller's sequences in the scheduler."""
 
 from __future__ import annotations
 
