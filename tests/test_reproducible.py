@@ -95,7 +95,9 @@ def test_early_stop_launches_exactly_the_agents_of_the_full_run(rep):
         assert [t.agent for t in e.traces] == sorted(t.agent for t in e.traces)
         assert {t.agent - 1 for t in e.traces if t.wave == 1} == set(launch_order(8)[:3])
     for f, e in zip(full, early):
-        for a, b in zip(e.traces, f.traces):
+        same_agent = {b.agent: b for b in f.traces}
+        for a in e.traces:
+            b = same_agent[a.agent]
             assert (a.answer, a.confidence, a.usage.completion_tokens) == (b.answer, b.confidence,
                                                                           b.usage.completion_tokens)
             launched += 1
