@@ -29,7 +29,7 @@ near-tie greedy tokens (logprobs move by 0.01-0.1). With ``reproducible`` (``--r
 micro-batches hold at most ``UBATCH`` (63) tokens, a lone token is padded with a throw-away one (no
 split-KV), no prefix is copied (copied cells sit anywhere) and a batch is admitted only when the
 previous one has ended (freed cells would otherwise take running sequences' next tokens). The
-price: long prompts prefill without the tiled kernel (docs/bench/batch-invariance.json), prompts
+price: long prompts prefill without the tiled kernel (docs/bench/batch_invariance.py), prompts
 shared by agents prefill once each, and a new request waits for the running batch.
 Measured (AMD EPYC, 2 cores): Contemplating's 8 agents on 32 problems, all at once against early
 stop's waves, 16 problems a call: 0 of 173 launched agents differ reproducibly, all 164 differ in
