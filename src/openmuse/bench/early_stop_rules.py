@@ -92,15 +92,10 @@ def _answers(ag: Sequence[dict[str, Any]]) -> tuple[list[str | None], list[float
     return [a["answer"] for a in ag], [a["confidence"] for a in ag]
 
 
-def rule_settled(min_confidence: float, max_weight: float, min_agree: int = SETTLE_AGREE,
-                 pair_confidence: float | None = None) -> Rule:
-    """``vote.settled`` with these constants; ``pair_confidence`` also settles two agreeing
-    agents each at least that confident (the old rule's unanimity, for comparison)."""
+def rule_settled(min_confidence: float, max_weight: float, min_agree: int = SETTLE_AGREE) -> Rule:
+    """``vote.settled`` with these constants."""
     def rule(ag: Sequence[dict[str, Any]], remaining: int) -> bool:
         answers, confs = _answers(ag)
-        if (pair_confidence is not None and len(ag) >= 2 and answers[0] is not None
-                and len(set(answers)) == 1 and min((c or 0.0) for c in confs) >= pair_confidence):
-            return True
         return settled(answers, confs, remaining, min_confidence, max_weight, min_agree=min_agree)
     return rule
 
