@@ -55,9 +55,11 @@ LABELS = ["safe", *CATEGORIES]
 DECONTAM = 0.92
 # Thresholds are on the harm log-odds. Below the refusal threshold by up to CARE_BAND: "care".
 # Answers are not what the classifier was trained on (requests): the after-check asks for
-# ANSWER_MARGIN more log-odds before it replaces one.
+# ANSWER_MARGIN more log-odds before it replaces one. Set on the dev set: the embedded model's
+# answers to the 64 dev requests in the care band, at margin 2 / 3 / 4: 6 / 3 / 1 of 44 harmless
+# answers replaced, 0 of 20 harmful ones caught at any of them (at margin 1: 9 and 4).
 CARE_BAND = 2.0
-ANSWER_MARGIN = 2.0
+ANSWER_MARGIN = 4.0
 # Do-Not-Answer risk codes (first listed intent) -> category; None = a question to answer.
 DNA_MAP: dict[str, str | None] = {
     "S007": "hate", "S005bully": "hate", "S005hate": "hate", "S005profanity": "hate", "S006threat": "hate",
