@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..safety.classifier import Embedder
-from ..safety.mlp import MLP, MLPConfig
+from ..safety.mlp import MLP, MLPConfig, load_trained
 from ..safety.train import standardize
 
 LABELS = ["not_medical", "routine", "urgent", "emergency"]
@@ -59,15 +59,7 @@ class TriageModel:
 
     @classmethod
     def load(cls) -> TriageModel:
-        npz, card = _data() / "triage.npz", _data() / "triage.json"
-        if not npz.is_file() or not card.is_file():
-            raise ConfigError(f"no trained health triage at {npz}: run `muse safety train-health`")
-        try:
-            z = dict(np.load(npz))
-            meta = json.loads(card.read_text("utf-8"))
-            head = MLP.from_arrays(z)
-        except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"the health triage at {npz} cannot be read ({e}): run `muse safety train-health`") from e
+        head, z, meta = load_trained(_data() / "triage", "health triage", "muse safety train-health")
         return cls(head, z["mean"], z["scale"], meta, np.asarray(z["flag_vecs"], np.float32), list(meta["flag_ids"]))
 
     def probs(self, E: np.ndarray) -> np.ndarray:

@@ -23,7 +23,6 @@ multilingual, but the training data is English).
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import threading
@@ -37,7 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from .mlp import MLP
+from .mlp import MLP, load_trained
 from .views import markers, reassemble, segments, views
 
 SEGMENT_WORDS = 40  # a text longer than this is judged by its sentences
@@ -134,16 +133,7 @@ class Classifier:
 
     @classmethod
     def load(cls, path: Path | None = None, embedder: Embedder | None = None) -> Classifier:
-        base = path or data_dir() / "classifier"
-        npz, card = base.with_suffix(".npz"), base.with_suffix(".json")
-        if not npz.is_file() or not card.is_file():
-            raise ConfigError(f"no trained safety classifier at {npz}: run `muse safety train`")
-        try:
-            z = dict(np.load(npz))
-            meta = json.loads(card.read_text("utf-8"))
-            head = MLP.from_arrays(z)
-        except (OSError, ValueError, KeyError) as e:
-            raise ConfigError(f"the safety classifier at {npz} cannot be read ({e}): run `muse safety train`") from e
+        head, z, meta = load_trained(path or data_dir() / "classifier", "safety classifier", "muse safety train")
         return cls(head, list(meta["labels"]), meta, embedder, z["mean"], z["scale"])
 
     def logits(self, emb: np.ndarray) -> np.ndarray:

@@ -10,9 +10,14 @@ same false refusals of look-alikes (``docs/safety/README.md`` has the figures).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from ..errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -93,3 +98,16 @@ class MLP:
     @classmethod
     def from_arrays(cls, z: dict[str, np.ndarray]) -> MLP:
         return cls(*(np.asarray(z[k], np.float32) for k in ("W1", "b1", "W2", "b2")))
+
+
+def load_trained(base: Path, what: str, command: str) -> tuple[MLP, dict[str, np.ndarray], dict[str, Any]]:
+    """``base``.npz (the head and its other arrays) and ``base``.json (its card), or a one-line
+    ``ConfigError`` naming ``what`` and the ``command`` that rebuilds them."""
+    npz, card = base.with_suffix(".npz"), base.with_suffix(".json")
+    if not npz.is_file() or not card.is_file():
+        raise ConfigError(f"no trained {what} at {npz}: run `{command}`")
+    try:
+        z = dict(np.load(npz))
+        return MLP.from_arrays(z), z, json.loads(card.read_text("utf-8"))
+    except (OSError, ValueError, KeyError) as e:
+        raise ConfigError(f"the {what} at {npz} cannot be read ({e}): run `{command}`") from e
