@@ -150,26 +150,6 @@ def wrap(template: str, request: str) -> str:
     return f"{template}\n\n{request}"
 
 
-def fit(X: np.ndarray, y: np.ndarray, k: int, l2: float = 1e-3, steps: int = 2000, lr: float = 0.5) -> tuple:
-    """Class-balanced softmax regression by full-batch gradient descent with momentum."""
-    n, d = X.shape
-    counts = np.bincount(y, minlength=k).astype(np.float64)
-    w = (n / (k * np.maximum(counts, 1)))[y]
-    Y = np.eye(k)[y]
-    W, b = np.zeros((k, d)), np.zeros(k)
-    vW, vb = np.zeros_like(W), np.zeros_like(b)
-    for _ in range(steps):
-        z = X @ W.T + b
-        z -= z.max(1, keepdims=True)
-        P = np.exp(z)
-        P /= P.sum(1, keepdims=True)
-        G = (P - Y) * w[:, None] / n
-        gW, gb = G.T @ X + l2 * W, G.sum(0)
-        vW, vb = 0.9 * vW - lr * gW, 0.9 * vb - lr * gb
-        W, b = W + vW, b + vb
-    return W.astype(np.float32), b.astype(np.float32)
-
-
 def lexicon(texts: list[str], harmful: list[bool], top: int = 4000) -> dict[str, float]:
     """Word log-odds (present in harmful vs safe texts, add-one smoothed); positive ones only."""
     h, s = Counter(), Counter()
@@ -287,6 +267,7 @@ def dev_thresholds(clf: Classifier, held: dict[str, np.ndarray], max_fpr: float,
     near = np.logical_or.reduce(list(near_heldout(clf.embedder.embed([d["text"] for d in dev]), held).values()))
     dev = [d for d, n in zip(dev, near) if not n]
     safe = [d["text"] for d in dev if d["label"] == "safe"]
+    safe_kind = np.array([d["kind"] for d in dev if d["label"] == "safe"])
     bad = [d for d in dev if d["label"] != "safe"]
     s_safe = np.array([clf.score(t).logit for t in safe])
     s_bad = np.array([clf.score(d["text"]).logit for d in bad])
@@ -303,7 +284,8 @@ def dev_thresholds(clf: Classifier, held: dict[str, np.ndarray], max_fpr: float,
     medical = np.array([clf.score(t).logit for t in medical_dev()])
     kinds = sorted({d["kind"] for d in dev})
     return {"threshold": round(tau, 4), "threshold_wrapped": round(tau_w, 4),
-            "false_refusal_safe": {k: round(float(np.mean([s >= tau for s, d in zip(s_safe, (x for x in dev if x["label"] == "safe")) if d["kind"] == k] or [0])), 4) for k in kinds},
+            "false_refusal_safe": {k: round(float((s_safe[safe_kind == k] >= tau).mean()) if (safe_kind == k).any()
+                                            else 0.0, 4) for k in kinds},
             "recall_harmful": round(float((s_bad >= tau).mean()), 4),
             "recall_by_category": {c: round(float(np.mean([s >= tau for s, d in zip(s_bad, bad) if d["label"] == c])), 4)
                                    for c in sorted({d["label"] for d in bad})},
