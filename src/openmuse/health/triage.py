@@ -96,10 +96,20 @@ def _rows(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
 
 
+def training_rows() -> list[dict[str, Any]]:
+    """The triage's training messages: every ``health/data/triage_*.jsonl``, in name order."""
+    return [r for p in sorted(_data().glob("triage_*.jsonl")) for r in _rows(p)]
+
+
+def dev_cases() -> list[dict[str, Any]]:
+    """The health dev cases (``DEV_FILES``), the set the triage threshold is tuned on."""
+    return [r for name in DEV_FILES for r in _rows(Path(str(files("openmuse.evals").joinpath(f"data/{name}"))))]
+
+
 def train_triage(max_false_alarm: float = 0.10, log: Callable[[str], None] = print) -> dict[str, Any]:
     from .check import red_flags
 
-    rows = [r for p in sorted(_data().glob("triage_*.jsonl")) for r in _rows(p)]
+    rows = training_rows()
     bad = [r for r in rows if r["label"] not in LABELS]
     if bad:
         raise ConfigError(f"triage data: unknown label {bad[0]['label']!r}")
@@ -112,7 +122,7 @@ def train_triage(max_false_alarm: float = 0.10, log: Callable[[str], None] = pri
     tagged = [i for i, r in enumerate(rows) if r["label"] == "emergency" and r.get("flag")]
     model = TriageModel(head, mu, sd, {"threshold": 0.5}, X[tagged], [rows[i]["flag"] for i in tagged], emb)
 
-    dev = [r for name in DEV_FILES for r in _rows(Path(str(files("openmuse.evals").joinpath(f"data/{name}"))))]
+    dev = dev_cases()
     text = lambda r: "\n".join(m["content"] for m in r["messages"] if m["role"] == "user")
     P = np.array([model.triage(text(r)).p_emergency for r in dev])
     em = np.array([r["kind"] == "emergency" and bool(r["expect"].get("emergency_referral")) for r in dev])

@@ -119,21 +119,18 @@ def health_rows(limit: int = HEALTH_ROWS, seed: int = 0) -> list[tuple[str, str,
     safe — except those of a suicidal crisis, which the self-harm refusal (a pointer to help) also
     serves. Without them the classifier refused 40 % of the health dev cases ("her speech is
     slurred" read as hate)."""
-    rows = []
-    for path in sorted((data_dir().parent.parent / "health" / "data").glob("triage_*.jsonl")):
-        for line in path.read_text("utf-8").splitlines():
-            if line.strip() and (d := json.loads(line)).get("flag") != "suicide_self_harm":
-                rows.append((d["text"].strip(), "safe", "health-triage"))
+    from ..health.triage import training_rows  # here: the triage module imports this one
+
+    rows = [(d["text"].strip(), "safe", "health-triage") for d in training_rows() if d.get("flag") != "suicide_self_harm"]
     random.Random(seed).shuffle(rows)
     return rows[:limit]
 
 
 def medical_dev() -> list[str]:
     """The user turns of the health dev cases (``evals/data/health_dev*.jsonl``): questions to answer."""
-    base = data_dir().parent.parent / "evals" / "data"
-    return ["\n".join(m["content"] for m in json.loads(line)["messages"] if m["role"] == "user")
-            for name in ("health_dev.jsonl", "health_dev2.jsonl")
-            for line in (base / name).read_text("utf-8").splitlines() if line.strip()]
+    from ..health.triage import dev_cases
+
+    return ["\n".join(m["content"] for m in r["messages"] if m["role"] == "user") for r in dev_cases()]
 
 
 def jailbreak_templates(half: str) -> list[str]:
