@@ -20,7 +20,7 @@ def safety_group() -> None:
 @click.option("--out", "out_path", default=None, metavar="PATH",
               help="Where to write PATH.npz and PATH.json (default: the packaged classifier).")
 @click.option("--max-fpr", type=click.FloatRange(0.0, 0.5), default=0.03, show_default=True,
-              help="Largest share of the dev set's safe texts (safety/data/dev.jsonl) the threshold may refuse.")
+              help="Largest share of the dev set's safe texts (safety/data/dev*.jsonl) the threshold may refuse.")
 @click.option("--max-fpr-wrapped", type=click.FloatRange(0.0, 0.5), default=0.06, show_default=True,
               help="The same for those texts inside jailbreak wrappers (the lower, wrapped threshold).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Network seeds, folds and wrapper sampling.")

@@ -3,7 +3,7 @@ trained and run with numpy alone (no torch at install or at run time).
 
 Each member is ``x -> relu(x W1 + b1) W2 + b2`` over standardised embeddings, trained with Adam on
 class-balanced softmax cross-entropy, input dropout and L2; members differ by their seed and the
-ensemble's logits are the members' mean. On the project's dev set (``safety/data/dev.jsonl``)
+ensemble's logits are the members' mean. On the project's dev set (``safety/data/dev*.jsonl``)
 this caught about 9 harmful requests in 10 where the linear head it replaced caught 8, at the
 same false refusals of look-alikes (the figures: the README's "Safety layer" section and the
 card, ``safety/data/classifier.json``).

