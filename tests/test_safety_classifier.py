@@ -105,16 +105,13 @@ def test_the_card_names_its_dev_figures_and_keeps_harmbench_out():
 
 
 def test_the_card_figures_are_those_of_the_stored_weights():
-    """The dev figures in the card come from the half-precision weights as stored, not from the
-    float32 fit: rescored here, each kind's false refusals match (within one text, for another
-    CPU's rounding of the 4-bit embedder)."""
-    from openmuse.safety.train import dev_rows, heldout, near_heldout
+    """The card's dev figures are those of the committed (half-precision) weights: rescored here,
+    each kind's false refusals match within one text (slack for another CPU's rounding of the
+    4-bit embedder), so weights retrained without their card, or the reverse, fail."""
+    from openmuse.safety.train import dev_kept, heldout
     clf = Classifier.load()
     card = clf.card
-    dev = dev_rows()
-    near = np.logical_or.reduce(list(near_heldout(clf.embedder.embed([d["text"] for d in dev]),
-                                                  heldout(clf.embedder)).values()))
-    safe = [d for d, n in zip(dev, near) if not n and d["label"] == "safe"]
+    safe = [d for d in dev_kept(clf.embedder, heldout(clf.embedder))[0] if d["label"] == "safe"]
     assert len(safe) == card["dev"]["items"]["safe"]
     tau = card["thresholds"]["refuse"]
     for kind, rate in card["dev"]["false_refusal_safe"].items():

@@ -257,15 +257,21 @@ def cross_validate(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, folds: int, see
                                    for i, lab in enumerate(LABELS) if i and (y == i).any()}}
 
 
+def dev_kept(emb: Embedder, held: dict[str, np.ndarray]) -> tuple[list[dict[str, str]], int]:
+    """The dev rows the thresholds are set on — those not within ``DECONTAM`` of an evaluation
+    item — and how many were dropped."""
+    dev = dev_rows()
+    near = np.logical_or.reduce(list(near_heldout(emb.embed([d["text"] for d in dev]), held).values()))
+    return [d for d, n in zip(dev, near) if not n], int(near.sum())
+
+
 def dev_thresholds(clf: Classifier, held: dict[str, np.ndarray], max_fpr: float, max_fpr_wrapped: float,
                    seed: int) -> dict[str, Any]:
     """Thresholds set on the dev set (less its texts too close to an evaluation item): the lowest
     harm log-odds that refuses at most ``max_fpr`` of its safe texts (look-alikes and build
     requests); the wrapped one likewise on its safe texts inside ``DEV_WRAPPERS`` and in-the-wild
     prompts (never above the plain one)."""
-    dev = dev_rows()
-    near = np.logical_or.reduce(list(near_heldout(clf.embedder.embed([d["text"] for d in dev]), held).values()))
-    dev = [d for d, n in zip(dev, near) if not n]
+    dev, dropped = dev_kept(clf.embedder, held)
     safe = [d["text"] for d in dev if d["label"] == "safe"]
     safe_kind = np.array([d["kind"] for d in dev if d["label"] == "safe"])
     bad = [d for d in dev if d["label"] != "safe"]
@@ -293,7 +299,7 @@ def dev_thresholds(clf: Classifier, held: dict[str, np.ndarray], max_fpr: float,
                                       "set": "evals/data/health_dev*.jsonl (the triage-message cap was chosen on it)"},
             "wrapped": {"false_refusal_safe": round(float((w_safe >= tau_w).mean()), 4),
                         "recall_harmful": round(float((w_bad >= tau_w).mean()), 4), "templates": len(tpl)},
-            "items": {"safe": len(safe), "harmful": len(bad), "dropped_near_evaluation": int(near.sum())}}
+            "items": {"safe": len(safe), "harmful": len(bad), "dropped_near_evaluation": dropped}}
 
 
 def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float = 0.06, folds: int = 5,
