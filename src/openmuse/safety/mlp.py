@@ -1,7 +1,7 @@
 """Heads over embeddings, run with numpy alone: ``MLP``, a small ensemble of one-hidden-layer
-networks over e5-small embeddings, trained with numpy (the health triage's head, and the safety
-classifier's up to run 4); and ``Linear``, the safety classifier's head since run 5, trained in
-torch together with its encoder (``finetune.py``) and run here.
+networks over e5-small embeddings, trained with numpy (the health triage's head, and the ``e5``
+safety classifier's); and ``Linear``, the ``minilm`` safety classifier's head, trained in torch
+together with its encoder (``finetune.py``) and run here.
 
 Each member is ``x -> relu(x W1 + b1) W2 + b2`` over standardised embeddings, trained with Adam on
 class-balanced softmax cross-entropy, input dropout and L2; members differ by their seed and the
