@@ -1,5 +1,5 @@
 """The ``minilm`` safety classifier's encoder at run time: the fine-tuned all-MiniLM-L6-v2
-(``safety/data/encoder.gguf``, 25 MB, Q8_0; built by ``muse safety train``, ``finetune.py``) run
+(``safety/data/encoder.gguf``, 25 MB, Q8_0; built by ``muse safety train --encoder minilm``, ``finetune.py``) run
 by llama.cpp — the engine the project already ships — with mean pooling. The pieces of one
 request are embedded in one batch, one sequence each.
 
@@ -42,7 +42,7 @@ class Encoder:
         if key in Encoder._loaded:
             return Encoder._loaded[key]
         if not self.path.is_file():
-            raise ConfigError(f"no safety encoder at {self.path}: run `muse safety train`")
+            raise ConfigError(f"no safety encoder at {self.path}: run `muse safety train --encoder minilm`")
         import llama_cpp
         import llama_cpp._logger
         from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
@@ -56,7 +56,8 @@ class Encoder:
             with cpu.captured_llama_log():
                 model = LlamaModel(path_model=str(self.path), params=cpu.model_params(buffers), verbose=False)
         except ValueError as e:
-            raise ConfigError(f"the safety encoder at {self.path} cannot be loaded: run `muse safety train`") from e
+            raise ConfigError(f"the safety encoder at {self.path} cannot be loaded: "
+                              "run `muse safety train --encoder minilm`") from e
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = params.n_batch = params.n_ubatch = MAX_TOKENS * MAX_SEQS
         params.n_seq_max = MAX_SEQS
