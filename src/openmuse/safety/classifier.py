@@ -140,7 +140,7 @@ class Classifier:
 
     @classmethod
     def load(cls, path: Path | None = None, embedder: Embedder | Encoder | None = None) -> Classifier:
-        base = path or data_dir() / "classifier"
+        base = path or data_dir() / CLASSIFIERS["e5"]
         head, z, meta = load_trained(base, "safety classifier", "muse safety train")
         return cls(head, list(meta["labels"]), meta, embedder or encoder_for(meta, base.parent),
                    z.get("mean"), z.get("scale"))

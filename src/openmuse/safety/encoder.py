@@ -10,6 +10,7 @@ wherever the engine does.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -31,8 +32,6 @@ class Encoder:
     CACHE = 256  # a conversation's earlier turns come back each turn
 
     def __init__(self, path: Path, threads: int | None = None):
-        import os
-
         self.path = Path(path)
         self.threads = threads or max(1, min(2, os.cpu_count() or 1))
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()

@@ -190,7 +190,7 @@ def train_minilm(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped
     from .classifier import Classifier, Embedder, data_dir
     from .encoder import Encoder
     from .mlp import Linear
-    from .train import LABELS, heldout, lexicon, load_rows, provenance, set_thresholds
+    from .train import LABELS, heldout, lexicon, load_rows, provenance, save, set_thresholds
 
     tune = tune or TuneConfig(seed=seed)
     e5 = Embedder()  # only to find texts too close to an evaluation item, as for the e5 classifier
@@ -201,6 +201,7 @@ def train_minilm(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped
     state, W, b = finetune([t for t, _, _ in rows], y, len(LABELS), tune, log)
     base = out or data_dir() / MINILM_NAME
     gguf_path = write_gguf(state, base.parent / ENCODER_FILE)
+    log(f"wrote {gguf_path}")
     head = Linear.from_arrays(Linear(W, b).arrays())
     lex = lexicon([t for t, _, _ in rows], [lab != "safe" for _, lab, _ in rows])
     card: dict[str, Any] = {"labels": LABELS, "thresholds": {}, "lexicon": lex}
@@ -212,8 +213,5 @@ def train_minilm(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped
                       "pooling": "mean", "runtime": "llama.cpp (llama-cpp-python)"},
         "head": {"kind": "linear", **asdict(tune)}, **provenance(rows, dropped),
     })
-    base.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(base.with_suffix(".npz"), **head.arrays())
-    base.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n", "utf-8")
-    log(f"wrote {gguf_path}, {base.with_suffix('.npz')} and {base.with_suffix('.json')}")
+    save(base, card, head.arrays(), log)
     return card

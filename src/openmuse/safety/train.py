@@ -339,12 +339,16 @@ def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float
                       "model": "multilingual-e5-small, 4-bit", "prefix": "query"},
         "head": asdict(cfg), **provenance(rows, dropped), "cross_validation": cv,
     })
-    base = out or data_dir() / "classifier"
+    save(out or data_dir() / "classifier", card, {"mean": mu, "scale": sd, **head.arrays()}, log)
+    return card
+
+
+def save(base: Path, card: dict[str, Any], arrays: dict[str, np.ndarray], log: Callable[[str], None]) -> None:
+    """Write a trained head (``base``.npz) and its card (``base``.json)."""
     base.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(base.with_suffix(".npz"), mean=mu, scale=sd, **head.arrays())
+    np.savez_compressed(base.with_suffix(".npz"), **arrays)
     base.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n", "utf-8")
     log(f"wrote {base.with_suffix('.npz')} and {base.with_suffix('.json')}")
-    return card
 
 
 def provenance(rows: list[tuple[str, str, str]], dropped: dict[str, int]) -> dict[str, Any]:
@@ -377,10 +381,8 @@ def rethreshold(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped:
     base = out or data_dir() / "classifier"
     clf = Classifier.load(base)
     e5 = Embedder()
-    card = dict(clf.card)
-    clf.card = card
+    card = clf.card
     set_thresholds(card, clf, e5, heldout(e5), max_fpr, max_fpr_wrapped, seed, log)
-    clf.thresholds = card["thresholds"]
     base.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n", "utf-8")
     log(f"wrote {base.with_suffix('.json')}")
     return card
