@@ -151,6 +151,15 @@ def test_the_card_names_its_dev_figures_and_keeps_harmbench_out(name):
     assert card["dev"]["items"]["safe"] >= 300 and card["dev"]["items"]["harmful"] >= 300
     assert card["thresholds"]["refuse_wrapped"] <= card["thresholds"]["refuse"]
     assert "harmbench" not in " ".join(card["sources"]).lower()
+    assert card["dev"]["files"] and all((data_dir() / f).exists() for f in card["dev"]["files"])
+
+
+def test_a_missing_dev_file_is_a_clear_error():
+    from openmuse.safety.train import dev_files, dev_rows
+    assert {"dev.jsonl", "dev_task.jsonl"} <= set(dev_files())
+    assert len(dev_rows(["dev_task.jsonl"])) == 300
+    with pytest.raises(ConfigError, match="dev file missing: dev_gone.jsonl"):
+        dev_rows(["dev.jsonl", "dev_gone.jsonl"])
 
 
 @pytest.mark.parametrize("name", list(CLASSIFIERS))
@@ -163,7 +172,7 @@ def test_the_card_figures_are_those_of_the_stored_weights(name):
     clf = default_classifier(name)
     card = clf.card
     e5 = Embedder()
-    safe = [d for d in dev_kept(e5, heldout(e5))[0] if d["label"] == "safe"]
+    safe = [d for d in dev_kept(e5, heldout(e5), card["dev"]["files"])[0] if d["label"] == "safe"]
     assert len(safe) == card["dev"]["items"]["safe"]
     tau = card["thresholds"]["refuse"]
     for kind, rate in card["dev"]["false_refusal_safe"].items():

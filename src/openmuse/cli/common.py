@@ -15,6 +15,7 @@ from .. import __version__
 from ..engines import EngineSettings, create_engine
 from ..errors import ConfigError
 from ..modes import mode_classes
+from ..safety.settings import DEFAULT_CLASSIFIER
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False)
@@ -162,11 +163,10 @@ def safety_options(f: Callable) -> Callable:
     return _stack(f, [
         click.option("--safety/--no-safety", "safety_enabled", envvar="MUSE_SAFETY", default=True, show_default=True,
                      help="The safety check before and after the mode."),
-        click.option("--safety-classifier", envvar="MUSE_SAFETY_CLASSIFIER", default="e5", show_default=True,
-                     type=click.Choice(["e5", "minilm"]),
-                     help="The offline classifier: e5 (e5-small + a small network) or minilm (a fine-tuned "
-                          "all-MiniLM-L6-v2 run by llama.cpp: more harmful requests refused, 3x faster; "
-                          "README, Safety layer)."),
+        click.option("--safety-classifier", envvar="MUSE_SAFETY_CLASSIFIER", default=DEFAULT_CLASSIFIER,
+                     show_default=True, type=click.Choice(["e5", "minilm"]),
+                     help="The offline classifier: minilm (a fine-tuned all-MiniLM-L6-v2 run by llama.cpp) or "
+                          "e5 (e5-small + a small network: the default until run 6; README, Safety layer)."),
         click.option("--guard-engine", envvar="MUSE_GUARD_ENGINE", default=None, metavar="URL",
                      help="A guard model's OpenAI-compatible /v1 URL (Llama Guard, ShieldGemma, WildGuard); "
                           "it replaces the offline classifier."),

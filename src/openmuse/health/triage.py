@@ -1,6 +1,7 @@
 """Triage of a message: ``emergency``, ``urgent``, ``routine`` (a health question without danger)
-or ``not_medical`` — the same e5-small embeddings as the safety classifier (one embedding serves
-both: ``Embedder`` caches it) and a small numpy network (``safety/mlp.py``: three members of
+or ``not_medical`` — e5-small embeddings (``Embedder``, cached: with ``--safety-classifier e5``
+the safety check's embedding serves both; with the default ``minilm`` the triage computes its
+own, about 15 ms) and a small numpy network (``safety/mlp.py``: three members of
 384 -> 256 -> 4) trained here (``muse safety train-health``).
 
 Training data: ``health/data/triage_*.jsonl``, messages written for this project (each

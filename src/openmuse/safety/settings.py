@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 PROFILES = ("auto", "health", "off")
+# The offline classifier used unless one is named: run 6 of `minilm` (the README says why).
+DEFAULT_CLASSIFIER: Literal["e5", "minilm"] = "minilm"
 
 
 class SafetySettings(BaseModel):
@@ -15,8 +17,8 @@ class SafetySettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     enabled: bool = True
-    # The offline classifier (``classifier.CLASSIFIERS``): "e5" (runs 1-4, the default) or "minilm" (run 5).
-    classifier: Literal["e5", "minilm"] = "e5"
+    # The offline classifier (``classifier.CLASSIFIERS``): "minilm" (run 6, the default) or "e5" (run 4).
+    classifier: Literal["e5", "minilm"] = DEFAULT_CLASSIFIER
     # A guard model behind an OpenAI-compatible endpoint (its /v1 URL) replaces the classifier.
     guard_engine: str | None = None
     guard_model: str | None = None

@@ -195,11 +195,21 @@ DEV_WRAPPERS: tuple[str, ...] = (
 )
 
 
-def dev_rows() -> list[dict[str, str]]:
-    """``safety/data/dev*.jsonl``: requests, look-alikes and build requests written for tuning only."""
-    paths = sorted(data_dir().glob("dev*.jsonl"))
-    if not paths:
+def dev_files() -> list[str]:
+    """The dev set's files (``safety/data/dev*.jsonl``): requests, look-alikes and build requests
+    written for tuning only. A card names those its thresholds were set on (``dev.files``)."""
+    names = sorted(p.name for p in data_dir().glob("dev*.jsonl"))
+    if not names:
         raise ConfigError(f"the dev set is missing: {data_dir() / 'dev.jsonl'}")
+    return names
+
+
+def dev_rows(files: list[str] | None = None) -> list[dict[str, str]]:
+    """The rows of ``files`` (default: every dev file)."""
+    paths = [data_dir() / name for name in (files or dev_files())]
+    missing = [p.name for p in paths if not p.exists()]
+    if missing:
+        raise ConfigError(f"dev file missing: {', '.join(missing)} (in {data_dir()})")
     return [json.loads(line) for p in paths for line in p.read_text("utf-8").splitlines() if line.strip()]
 
 
@@ -266,10 +276,11 @@ def cross_validate(X: np.ndarray, y: np.ndarray, cfg: MLPConfig, folds: int, see
                                    for i, lab in enumerate(LABELS) if i and (y == i).any()}}
 
 
-def dev_kept(emb: Embedder, held: dict[str, np.ndarray]) -> tuple[list[dict[str, str]], int]:
-    """The dev rows the thresholds are set on — those not within ``DECONTAM`` of an evaluation
-    item — and how many were dropped."""
-    dev = dev_rows()
+def dev_kept(emb: Embedder, held: dict[str, np.ndarray],
+             files: list[str] | None = None) -> tuple[list[dict[str, str]], int]:
+    """The dev rows the thresholds are set on — those of ``files`` (default: all) not within
+    ``DECONTAM`` of an evaluation item — and how many were dropped."""
+    dev = dev_rows(files)
     near = np.logical_or.reduce(list(near_heldout(emb.embed([d["text"] for d in dev]), held).values()))
     return [d for d, n in zip(dev, near) if not n], int(near.sum())
 
@@ -308,7 +319,8 @@ def dev_thresholds(clf: Classifier, e5: Embedder, held: dict[str, np.ndarray], m
                                       "set": "evals/data/health_dev*.jsonl (the triage-message cap was chosen on it)"},
             "wrapped": {"false_refusal_safe": round(float((w_safe >= tau_w).mean()), 4),
                         "recall_harmful": round(float((w_bad >= tau_w).mean()), 4), "templates": len(tpl)},
-            "items": {"safe": len(safe), "harmful": len(bad), "dropped_near_evaluation": dropped}}
+            "items": {"safe": len(safe), "harmful": len(bad), "dropped_near_evaluation": dropped},
+            "files": dev_files()}
 
 
 def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float = 0.06, folds: int = 5,
