@@ -29,7 +29,7 @@ from openmuse.types import Message
 
 @pytest.fixture(scope="module", params=list(CLASSIFIERS))
 def check(request):
-    """The layer with each committed classifier (e5, the default, and minilm)."""
+    """The layer with each committed classifier (minilm, the default, and e5)."""
     return SafetyCheck(SafetySettings(classifier=request.param))
 
 

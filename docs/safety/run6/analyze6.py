@@ -16,4 +16,4 @@ for k, v in R.items():
 cols = list(next(iter(rows.values())))
 print("config".ljust(24), " ".join(c[:14].rjust(14) for c in cols))
 for k, v in rows.items(): print(k.ljust(24), " ".join(str(v[c]).rjust(14) for c in cols))
-print({n: int(((f == n) & ~safe).sum()) for n in sorted(set(f))}, {n: int(((f == n) & safe).sum()) for n in sorted(set(f))})
+print({str(n): int(((f == n) & ~safe).sum()) for n in sorted(set(f))}, {str(n): int(((f == n) & safe).sum()) for n in sorted(set(f))})

@@ -1,10 +1,11 @@
 """5-fold cross-validation of the run-6 recipe on its training rows (out-of-fold harm log-odds; recall
 at 3 % of the safe rows), the recipe as in sweep6.py."""
-import json, os, random, time, numpy as np, torch, importlib.util, sys
+import json, os, random, time, numpy as np, torch
+from pathlib import Path
 
-src = open(".devft/sweep6.py").read().split("old = [r for r")[0]  # definitions only
+src = Path(__file__).with_name("sweep6.py").read_text().split("old = [r for r")[0]  # definitions only
 ns = {}; exec(src, ns)
-D = ns["D"]; run = ns["run"]; rows = D["rows"][::200] if os.environ.get("SMOKE") else D["rows"]; OUT = os.environ.get("OUT", "/tmp")
+D = ns["D"]; run = ns["run"]; rows = D["rows"][::200] if os.environ.get("SMOKE") else D["rows"]; OUT = os.environ.get("OUT", ".devft")
 rng = random.Random(0); order = list(range(len(rows))); rng.shuffle(order)
 fold = np.empty(len(rows), int); fold[order] = np.arange(len(rows)) % 5
 oof = np.zeros(len(rows)); T0 = time.time()

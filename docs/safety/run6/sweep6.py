@@ -2,7 +2,7 @@
 training rows and on the rows with the broad files; dev scores per config, per dev file."""
 import io, json, os, random, time, numpy as np, torch
 from transformers import AutoTokenizer, AutoModel, AutoConfig
-T0 = time.time(); OUT = os.environ.get("OUT", "/tmp"); dev = "cpu" if os.environ.get("SMOKE") else "cuda"
+T0 = time.time(); OUT = os.environ.get("OUT", ".devft"); dev = "cpu" if os.environ.get("SMOKE") else "cuda"
 D = json.load(open(".devft/data6.json"))
 LABELS = ["safe","cbrn","violent_crimes","nonviolent_crimes","cyber","sex_crimes","child_sexual","hate","self_harm","sexual_content","misinformation","privacy"]
 tok = AutoTokenizer.from_pretrained(".devft/model6"); cfg = AutoConfig.from_pretrained(".devft/model6")

