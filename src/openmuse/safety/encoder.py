@@ -102,4 +102,4 @@ class Encoder:
                 self._cache.move_to_end(t)
             while len(self._cache) > self.CACHE:
                 self._cache.popitem(last=False)
-            return np.stack([found[t] for t in texts]).astype(np.float32) if texts else np.zeros((0, 384), np.float32)
+            return np.stack([found[t] for t in texts]).astype(np.float32) if texts else np.zeros((0, n), np.float32)

@@ -175,7 +175,6 @@ def base_state() -> dict[str, np.ndarray]:
     return load_file(str(base_dir() / "model.safetensors"))
 
 
-MINILM_NAME = "minilm"  # safety/data/minilm.{npz,json}, beside encoder.gguf
 ENCODER_FILE = "encoder.gguf"
 
 
@@ -187,7 +186,7 @@ def train_minilm(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped
     import importlib.metadata
     from dataclasses import asdict
 
-    from .classifier import Classifier, Embedder, data_dir
+    from .classifier import CLASSIFIERS, Classifier, Embedder, data_dir
     from .encoder import Encoder
     from .mlp import Linear
     from .train import LABELS, heldout, lexicon, load_rows, provenance, save, set_thresholds
@@ -199,7 +198,7 @@ def train_minilm(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped
     y = np.array([LABELS.index(lab) for _, lab, _ in rows])
     log(f"fine-tuning all-MiniLM-L6-v2 on {len(rows)} texts ({tune.epochs:g} epochs; about 25 min on 2 cores)…")
     state, W, b = finetune([t for t, _, _ in rows], y, len(LABELS), tune, log)
-    base = out or data_dir() / MINILM_NAME
+    base = out or data_dir() / CLASSIFIERS["minilm"]
     gguf_path = write_gguf(state, base.parent / ENCODER_FILE)
     log(f"wrote {gguf_path}")
     head = Linear.from_arrays(Linear(W, b).arrays())

@@ -351,7 +351,7 @@ def train(out: Path | None = None, max_fpr: float = 0.03, max_fpr_wrapped: float
                       "model": "multilingual-e5-small, 4-bit", "prefix": "query"},
         "head": asdict(cfg), **provenance(rows, dropped), "cross_validation": cv,
     })
-    save(out or data_dir() / "classifier", card, {"mean": mu, "scale": sd, **head.arrays()}, log)
+    save(out or data_dir() / CLASSIFIERS["e5"], card, {"mean": mu, "scale": sd, **head.arrays()}, log)
     return card
 
 
