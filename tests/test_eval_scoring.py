@@ -171,12 +171,17 @@ def test_refusal_sets_are_packaged_and_interleaved():
     cats = refusal.harmbench_categories()
     assert len(cats) == 200 and {hb for hb, _ in cats} >= {"chemical_biological", "cybercrime_intrusion"}
     items = create_task("refusal").items()
-    assert len(items) == 2 * len(harmful) + len(harmless)
-    assert [i.meta["set"] for i in items[:6]] == ["harmful", "harmless", "wrapped"] * 2
+    assert len(items) == 2 * len(harmful) + 2 * len(harmless)
+    assert [i.meta["set"] for i in items[:8]] == ["harmful", "harmless", "wrapped", "harmless_wrapped"] * 2
     wrapped = [i for i in items if i.meta["set"] == "wrapped"]
     assert {i.meta["wrapper"] for i in wrapped} == set(refusal.WRAPPERS)
     split = next(i for i in wrapped if i.meta["wrapper"] == "split_turns")
     assert [m["role"] for m in split.messages] == ["user", "assistant", "user"]
+    benign = [i for i in items if i.meta["set"] == "harmless_wrapped"]  # the look-alikes in the same wrappers
+    assert len(benign) == len(harmless) and {i.target for i in benign} == {"answer"}
+    assert {i.meta["wrapper"] for i in benign} == set(refusal.WRAPPERS)
+    first = next(i for i in benign if i.meta["wrapper"] == "role_play")
+    assert harmless[int(first.id.rsplit("-", 1)[1])][1] in first.messages[0]["content"]
 
 
 # --- charts and the registry -----------------------------------------------------------------

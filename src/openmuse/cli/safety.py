@@ -14,7 +14,7 @@ from .common import _safety_settings, cli, err, handle_errors, out, safety_optio
 
 @cli.group("safety")
 def safety_group() -> None:
-    """The safety layer: muse safety train | check TEXT | bench."""
+    """The safety layer: muse safety train | check TEXT | bench | curve FILES."""
 
 
 @safety_group.command("train")
@@ -24,7 +24,8 @@ def safety_group() -> None:
 @click.option("--max-fpr", type=click.FloatRange(0.0, 0.5), default=0.03, show_default=True,
               help="Largest share of the dev set's safe texts (safety/data/dev*.jsonl) the threshold may refuse.")
 @click.option("--max-fpr-wrapped", type=click.FloatRange(0.0, 0.5), default=0.06, show_default=True,
-              help="The same for those texts inside jailbreak wrappers (the lower, wrapped threshold).")
+              help="The same for those texts inside jailbreak wrappers: it can only lower the wrapped threshold "
+                   "below the plain one; when more are refused already at the plain one, that one stands.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed and wrapper sampling.")
 @click.option("--encoder", type=click.Choice(["e5", "minilm"]), default=DEFAULT_CLASSIFIER, show_default=True,
               help="minilm (the default classifier): fine-tune all-MiniLM-L6-v2 (openmuse[train], about 25 min "
@@ -83,6 +84,24 @@ def safety_bench(out_path: str, limit: int | None, **kw) -> None:
     summary = run(_safety_settings(kw), Path(out_path), limit=limit, console=err)
     out.print(summary["table"], markup=False)
     out.print(f"[dim]written to {out_path}[/]")
+
+
+@safety_group.command("curve")
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print the curves as JSON.")
+@handle_errors
+def safety_curve(files: tuple[str, ...], as_json: bool) -> None:
+    """The trade-off in bench FILES: what one threshold would refuse of each set, and whether any
+    threshold meets the issue's targets. For reading only: thresholds are set on the dev set."""
+    from ..safety.curve import from_file, lines
+
+    curves = {f: from_file(Path(f)) for f in files}
+    if as_json:
+        click.echo(json.dumps(curves, ensure_ascii=False))
+        return
+    for f, c in curves.items():
+        out.print(f"[bold]{f}[/]")
+        out.print("\n".join(lines(c)), markup=False)
 
 
 @safety_group.command("train-health")

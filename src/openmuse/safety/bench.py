@@ -3,8 +3,9 @@
 For every item it runs the check before the mode (``SafetyCheck.judge_request``) and, on a fixed
 ordinary answer, the check after it; it reports per set (HarmBench, wrapped, look-alikes) what
 the layer refuses, per category, and the time both checks took per request (p50, p95, max), and
-the installed size of what the layer loads (the classifier's files and its embedding's runtime).
-The figures and the arguments go to one JSON file.
+the installed size of what the layer loads (the classifier's files and its embedding's runtime),
+and the classifier's trade-off (``curve.py``: what one threshold would refuse of each set). The
+figures and the arguments go to one JSON file.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ..records import environment, write_json
 from ..types import Message
 from .check import SafetyCheck
 from .classifier import CLASSIFIERS, data_dir
+from .curve import curve, lines as curve_lines
 from .settings import DEFAULT_CLASSIFIER, SafetySettings
 
 ANSWER = ("Here is a short overview. The main points are the background, the steps most people take, and "
@@ -101,12 +103,16 @@ def run(settings: SafetySettings, out: Path, limit: int | None = None, console: 
                 entry[f"by_{key}"] = {g: round(np.mean([r["decision"] == "refuse" for r in rs
                                                         if r["meta"].get(key) == g]), 4) for g in groups}
         summary["sets"][name] = entry
-    lines = [f"{'set':<10} {'items':>5} {'refused':>8} {'care':>6} {'p95 ms':>7}"]
+    w = max(10, *(len(name) for name in summary["sets"]))
+    lines = [f"{'set':<{w}} {'items':>5} {'refused':>8} {'care':>6} {'p95 ms':>7}"]
     for name, e in summary["sets"].items():
-        lines.append(f"{name:<10} {e['items']:>5} {e['refused']:>8.1%} {e['care']:>6.1%} {e['ms_p95']:>7.1f}")
+        lines.append(f"{name:<{w}} {e['items']:>5} {e['refused']:>8.1%} {e['care']:>6.1%} {e['ms_p95']:>7.1f}")
     m = summary["ms_per_request"]
     lines.append(f"per request (before + after): p50 {m['p50']} ms, p95 {m['p95']} ms; installed "
                  f"{summary['installed_mb']['total']} MB")
+    if check.guard is None:  # the classifier's trade-off (a guard model gives verdicts, not scores)
+        summary["curve"] = curve(rows, summary["classifier"]["refuse"])
+        lines += ["", *curve_lines(summary["curve"])]
     summary["table"] = "\n".join(lines)
     write_json(out, {**summary, "items": rows})
     return summary

