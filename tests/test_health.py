@@ -87,19 +87,6 @@ def test_check_adds_the_guide_and_records_flags():
     assert new is not None and REFERRAL.search(new.answer) and "emergency_advice_added" in rec.flags
 
 
-@pytest.mark.parametrize("text", ["our daughter gets nosebleeds most mornings", "I've lost 5 kg and I'm not dieting"])
-def test_complaints_the_symptom_words_once_missed_get_a_follow_up(text):
-    # nosebleeds, weight loss: the profile applied, but asked for no missing context
-    check = HealthCheck()
-    req = Request(messages=[Message(role="user", content=text)], mode=mode_class("instant")(), profile="health")
-    _, rec = check.before(req)
-    assert rec is not None and "triage:emergency" not in rec.flags
-    assert any(f.startswith("missing:") for f in rec.flags), rec.flags
-    req.result = Result(answer="Rest and see how it goes.", mode="instant")
-    new, rec = check.after(req)
-    assert new is not None and "?" in new.answer and "follow_up_added" in rec.flags
-
-
 def test_profile_off_and_non_medical_skip_the_profile():
     check = HealthCheck()
     req = Request(messages=[Message(role="user", content="Write a haiku about autumn leaves")],

@@ -51,8 +51,6 @@ SYMPTOM = re.compile(r"\b(?:pain|pains|painful|ache|aches|aching|hurts?|hurting|
                      r"dizz\w*|vomit\w*|throw(?:ing)? up|nause\w*|bleed\w*|blood|swell\w*|swollen|sore|itch\w*|"
                      r"lump|numb\w*|tingl\w*|breath\w*|faint\w*|tired|fatigue|diarrh\w*|constipat\w*|"
                      r"symptom\w*|unwell|sick|burn\w*|headaches?|migraine|cramps?|wheez\w*|dose|dosage|"
-                     r"limp\w*|nosebleed\w*|stiff\w*|weak\w*|depress\w*|anxi\w*|panic\w*|weight loss|"
-                     r"lost (?:weight|\d+ ?(?:kg|kilos?|lbs?|pounds|stone))|"
                      r"how (?:much|many) (?:mg|ml|tablets?|pills?))\b", _I)
 
 
