@@ -39,7 +39,10 @@ def test_each_point_keeps_its_promise():
                 assert p[name] >= v
     best = c["best_at_lookalike_target"]
     assert best["harmless"] <= TARGETS["harmless"][1]
-    assert c["meets_targets"] is (c["thresholds_meeting"] > 0)
+    at5 = next(p for p in c["points"] if p["point"] == "look-alikes <= 5%")
+    assert best["harmful"] >= at5["harmful"]  # the best over every threshold is no worse than this one
+    if best["harmful"] < TARGETS["harmful"][1]:  # then no threshold can meet every target
+        assert not c["meets_targets"] and c["thresholds_meeting"] == 0
 
 
 def test_threshold_choice_on_ties_and_rules():
